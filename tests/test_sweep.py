@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from numsim.errors import NumsimError
-from numsim.sweep import (deterministic_columns, error_sums, load_spec, metrics_from_sums, plan_sweep, pool_sums,
-                          run_sweep)
+from numsim.sweep import deterministic_columns, load_spec, plan_sweep, run_sweep
+from numsim.sweep.metrics import error_sums, metrics_from_sums, pool_sums
 
 
 def _spec(**over):
