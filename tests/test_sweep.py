@@ -368,3 +368,19 @@ def test_numsim_quant_quantizers(tmp_path):
     spec["grid"] = {"quant": {"a": {"method": ["numsim.quant.no_such_quantizer"]}}}
     with pytest.raises(NumsimError, match="numsim.quant.NAME"):
         run_sweep(spec, tmp_path / "b")
+
+
+def test_pow2_step_and_sample_shifts_are_numsim_quant_choices():
+    # the sweep's power-of-two steps and per-sample shifts are numsim.quant's (exact, frexp-based):
+    # a max one ulp above 7 * 2^k needs step 2^(k+1), and nothing is clipped
+    from numsim.quant import round_pow2, sample_shifts
+    from numsim.sweep.quantize import quantize_operand
+
+    x = np.array([[7.0 * 4 * (1 + 2.0**-52), 1.0, -0.5], [0.25, 3.0, 0.0]])
+    q = {"method": "pow2", "rounding": "nearest_even", "granularity": "tensor", "percentile": 99.99, "scale": 1.0,
+         "seed": None, "args": {}}
+    qt, clipped = quantize_operand(x, "int4", q, "a", 0, 0)
+    assert qt.scale == round_pow2(np.abs(x).max() / 7, "up") == 8.0 and clipped == 0
+    qt, clipped = quantize_operand(x, "int4", dict(q, granularity="sample_shift"), "a", 0, 0)
+    assert np.array_equal(qt.sample_shift, sample_shifts(np.abs(x).max(axis=0), np.abs(x).max(), 4))
+    assert clipped == 0
