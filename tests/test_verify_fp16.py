@@ -103,16 +103,16 @@ def test_sweep_resumes_from_a_state_dict_and_reports_progress():
     """The state is data: a run resumes from a dict (no file), skipping finished chunks, and reports
     (chunks finished, total) after each chunk."""
     seen = []
-    st = E.run_exhaustive(("nearest_even",), workers=1, state_path=None, chunk_a=8192, max_chunks=1,
-                          state=E.new_state(("nearest_even",), 8192), on_chunk=lambda d, t: seen.append((d, t)))
-    assert st["modes"]["nearest_even"]["done"] == [0] and seen == [(1, 8)]
+    st = E.run_exhaustive(("nearest_even",), workers=1, state_path=None, chunk_a=16, max_chunks=1,
+                          state=E.new_state(("nearest_even",), 16), on_chunk=lambda d, t: seen.append((d, t)))
+    assert st["modes"]["nearest_even"]["done"] == [0] and seen == [(1, 4096)]
     st = json.loads(json.dumps(st))                                      # survives a JSON round trip
-    st = E.run_exhaustive(("nearest_even",), workers=1, state_path=None, chunk_a=8192, max_chunks=1, state=st,
+    st = E.run_exhaustive(("nearest_even",), workers=1, state_path=None, chunk_a=16, max_chunks=1, state=st,
                           on_chunk=lambda d, t: seen.append((d, t)))
     s = st["modes"]["nearest_even"]
-    assert s["done"] == [0, 8192] and s["pairs"] == 2 * 8192 * 65536 and s["mismatches"] == 0
-    assert seen == [(1, 8), (2, 8)] and not s["complete"]
-    assert E.pending_chunks(st, ("nearest_even",), 8192)[0] == ("nearest_even", 16384, 24576)
+    assert s["done"] == [0, 16] and s["pairs"] == 2 * 16 * 65536 and s["mismatches"] == 0
+    assert seen == [(1, 4096), (2, 4096)] and not s["complete"]
+    assert E.pending_chunks(st, ("nearest_even",), 16)[0] == ("nearest_even", 32, 48)
 
 
 @pytest.mark.parametrize("kwargs, arg", [
