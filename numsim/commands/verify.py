@@ -63,12 +63,9 @@ class _Progress:
 
 def run(args):
     from .. import verify
-    from ..errors import bad
+    from ..verify.oracles import check_modes
 
-    modes = verify.MODES if args.modes == "all" else tuple(m.strip() for m in args.modes.split(","))
-    for m in modes:
-        if m not in verify.MODES:
-            raise bad("--modes", f"'all' or a comma list of {', '.join(verify.MODES)}", repr(m))
+    modes = verify.MODES if args.modes == "all" else check_modes([m.strip() for m in args.modes.split(",")], "--modes")
     total_bad = 0
     if args.sample:
         for m, r in verify.sample_check(modes).items():
