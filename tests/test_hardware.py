@@ -12,7 +12,8 @@ import pytest
 
 import numsim
 from numsim.errors import NumsimError
-from numsim.hardware import FusedDotUnit, IntMMAUnit, family_name, mod_split_permutation, replay_recording
+from numsim.hardware import FusedDotUnit, IntMMAUnit, mod_split_permutation
+from numsim.verify import family_name, replay_recording
 from numsim.reference.h100 import fused_dot_ref, imma_dot_ref
 from numsim.units import get_unit, unit_names
 
