@@ -40,7 +40,9 @@ adapter (the torch side: autograd function, QuantLinear / QuantConv2d, convert, 
 torch is imported only when a torch-facing name is used: `import numsim` never needs it.
 """
 from .adapter import convert, layer_configs, set_num_threads
-from .recipes import GRAD_QUANTIZERS, MODE_DEFAULTS, MODES, RECIPES, load_recipe
+from .ops import Report, UnsimulatedGemmWarning, simulate
+from .recipes import (GEMM_PRESETS, GRAD_QUANTIZERS, MODE_DEFAULTS, MODES, OP_KINDS, OP_RECIPES, OP_ROLES, RECIPES,
+                      load_recipe)
 
 _LAZY = ("NumsimConvFunction", "QuantLinear", "QuantConv2d")
 
@@ -55,4 +57,5 @@ def __getattr__(name):
 
 
 __all__ = ["RECIPES", "MODE_DEFAULTS", "MODES", "GRAD_QUANTIZERS", "load_recipe", "convert", "layer_configs",
-           "set_num_threads", "QuantLinear", "QuantConv2d", "NumsimConvFunction"]
+           "set_num_threads", "QuantLinear", "QuantConv2d", "NumsimConvFunction", "simulate", "Report",
+           "UnsimulatedGemmWarning", "OP_RECIPES", "OP_KINDS", "OP_ROLES", "GEMM_PRESETS"]

@@ -213,3 +213,110 @@ def int_backward(saved, gy, geom, cfg, seed, need_dx=True, need_dw=True, nthread
                 parts.append((decode(b, xq.fmt) * xq.scale).T @ bhq_g[len(parts)])
         dw = conv2d_grad_weight_gather(parts, g)
     return dx, dw, stats
+
+
+# ---- op-level GEMMs (numsim.torch.simulate): any unit with integer or radix-2 float operands ----------
+
+def gemm_unit(spec, a_fmt=None, b_fmt=None):
+    """The unit of a gemm spec, its operand formats replaced by the quantized operands' (an integer
+    operand's symmetric format) and its product widening wide enough for them."""
+    over = {k: v for k, v in spec.items() if k != "unit"}
+    if a_fmt is not None:
+        over["a_fmt"], over["b_fmt"] = a_fmt, b_fmt
+        base = _unit(spec["unit"], **{k: v for k, v in spec.items() if k not in ("unit", "a_fmt", "b_fmt")})
+        if hasattr(base, "widen_bits") and "widen_bits" not in spec:
+            over["widen_bits"] = 16 if a_fmt.bits + b_fmt.bits <= 16 else 32
+    return _unit(spec["unit"], **over)
+
+
+def quantize_operand(x, fmt, k, acc_fmt, grad=False, seed=0):
+    """One GEMM operand (float array) as a per-tensor QTensor of `fmt` (the unit's operand format).
+
+    Integer formats: symmetric, step = max|x| / (2^(b-1) - 1); round to nearest even (sym_quantize),
+    or, for a gradient (grad=True), stochastic rounding keyed by `seed` (numsim.quant.ptq).
+    Float formats: x / 2^e rounded to nearest even, saturating, with the smallest power-of-two scale
+    2^e that puts max|x| at or below the format's largest finite value and, for a float accumulator,
+    at or below sqrt(acc_max / k), so that no sum of k products of the scaled operands can overflow it.
+    """
+    from ..formats import FloatFormat
+    from ..quant.ptq import ptq
+
+    a = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise NumsimError(f"operand: {_count_nonfinite(a)} non-finite values reach a simulated GEMM "
+                          f"(numsim's quantizers take finite tensors)")
+    if not isinstance(fmt, FloatFormat):
+        return ptq(a, fmt.bits, seed=seed) if grad else sym_quantize(a, fmt.bits)
+    target = float(fmt.max_finite)
+    if isinstance(acc_fmt, FloatFormat):
+        target = min(target, float(np.sqrt(float(acc_fmt.max_finite) / k)))
+    amax = float(np.max(np.abs(a))) if a.size else 0.0
+    e = int(np.ceil(np.log2(amax / target))) if amax > 0 else 0
+    scale = float(np.ldexp(1.0, e))
+    return QTensor(encode(np.ldexp(a, -e), fmt, rounding="nearest_even", overflow="saturate"), fmt, scale)
+
+
+def _gemm_check(values, what):
+    bad_n = _count_nonfinite(values)
+    if bad_n:
+        raise NumsimError(f"{what}: the accumulator overflowed in {bad_n} outputs (non-finite results)")
+    return values
+
+
+def op_gemm(a, b, spec, grad_side=None, seed=0, nthreads=None, what="gemm"):
+    """a (..., M, K) @ b (..., K, N) through the spec's unit: each operand quantized per tensor by
+    `quantize_operand` (grad_side 'a' / 'b' marks the operand that is a gradient); spec None: float64.
+    Returns (float64 values, the QTensors (qa, qb), the unit)."""
+    if spec is None:
+        return np.matmul(np.asarray(a, np.float64), np.asarray(b, np.float64)), None, None
+    unit0 = gemm_unit(spec)
+    acc = unit0.acc_fmt
+    k = a.shape[-1]
+    qa = quantize_operand(a, unit0.a_fmt, k, acc, grad_side == "a", seed)
+    qb = quantize_operand(b, unit0.b_fmt, k, acc, grad_side == "b", seed)
+    unit = gemm_unit(spec, qa.fmt, qb.fmt)
+    r = matmul(qa, qb, unit, nthreads=nthreads)
+    return _gemm_check(np.asarray(r.values), what), (qa, qb), unit
+
+
+def op_conv2d_forward(x, w, geom, spec, nthreads=None):
+    """Y = conv2d(X, W) through the spec's unit (X the unit's a operand). (values, unit)."""
+    unit0 = gemm_unit(spec)
+    k = geom.cg * geom.kh * geom.kw
+    qx = quantize_operand(x, unit0.a_fmt, k, unit0.acc_fmt)
+    qw = quantize_operand(w, unit0.b_fmt, k, unit0.acc_fmt)
+    unit = gemm_unit(spec, qx.fmt, qw.fmt)
+    r = _ns_conv2d(qx, qw, unit, stride=geom.stride, padding=geom.padding, dilation=geom.dilation,
+                   groups=geom.groups, nthreads=nthreads)
+    return _gemm_check(np.asarray(r.values), "conv2d"), unit
+
+
+def op_conv2d_backward(x, w, gy, geom, spec_dx, spec_dw, seed, nthreads=None):
+    """(dL/dX, dL/dW, unit_dx, unit_dw) of a conv2d op in numsim.gemm's backward layouts (the same
+    GEMMs as the module-level 'int' mode with PTQ): dL/dX^T = flipped W x patches(dL/dY) (a = the
+    weight), dL/dW^T = dL/dY^T x im2col(X) (a = the gradient). A None spec skips that GEMM (None out)."""
+    g = geom
+    dx = dw = udx = udw = None
+    if spec_dx is not None:
+        kdx = g.og * g.kh * g.kw
+        u0 = gemm_unit(spec_dx)
+        qw = quantize_operand(w, u0.a_fmt, kdx, u0.acc_fmt)
+        qg = quantize_operand(gy, u0.b_fmt, kdx, u0.acc_fmt, grad=True, seed=seed)
+        udx = gemm_unit(spec_dx, qw.fmt, qg.fmt)
+        parts = []
+        for a, b in zip(conv2d_grad_input_kernel(qw.codes, g), conv2d_grad_input_patches(qg.codes, qg.fmt, g)):
+            r = matmul(QTensor(a, qw.fmt, qw.scale), QTensor(b, qg.fmt, qg.scale), udx, nthreads=nthreads)
+            parts.append(_gemm_check(np.asarray(r.values), "conv2d dL/dX"))
+        dx = conv2d_grad_input_gather(parts, g)
+    if spec_dw is not None:
+        kdw = g.n * g.oh * g.ow
+        u0 = gemm_unit(spec_dw)
+        qg = quantize_operand(gy, u0.a_fmt, kdw, u0.acc_fmt, grad=True, seed=seed)
+        qx = quantize_operand(x, u0.b_fmt, kdw, u0.acc_fmt)
+        udw = gemm_unit(spec_dw, qg.fmt, qx.fmt)
+        parts = []
+        for a, b in zip(conv2d_grad_weight_grads(qg.codes, g), conv2d_grad_weight_patches(qx.codes, qx.fmt, g)):
+            r = matmul(QTensor(a.T, qg.fmt, qg.scale), QTensor(b.T, qx.fmt, qx.scale), udw, nthreads=nthreads)
+            parts.append(_gemm_check(np.asarray(r.values), "conv2d dL/dW").T)
+        dw = conv2d_grad_weight_gather(parts, g)
+    return dx, dw, udx, udw
