@@ -371,7 +371,7 @@ def convert(model, recipe="tpr4", inplace=False):
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, q)
     if r["ops"] is not None:
-        attach(model, r, report)
+        attach(model, recipe, report)
     model.numsim_report = report
     return model
 

@@ -99,7 +99,7 @@ class Site:
         self.specs = {role: resolve_gemm(ops, path, kind, role)}
         bwd = ("grad_input", "grad_weight") if role == "weight" else ("grad_input",)
         for r in bwd:
-            self.specs[r] = resolve_gemm(ops, path, kind, r, self.specs[role])
+            self.specs[r] = resolve_gemm(ops, path, kind, r, role)
         self.units = {}               # role -> unit description (the last one that ran)
         self.role_calls = dict.fromkeys(self.specs, 0)
         self.calls = 0                # forward calls
@@ -516,12 +516,19 @@ def simulate(model=None, recipe="ops_int8"):
             h.remove()
 
 
+def _simulated_forward(self, *args, **kwargs):
+    # the model's own forward, run under its mode (a mode pushed from inside a module hook does not
+    # dispatch: torch runs hooks in a state where a mode entered there recurses)
+    with self._numsim_mode:
+        return type(self).forward(self, *args, **kwargs)
+
+
 def attach(model, recipe, report=None):
-    """Install the mode around `model`'s forward (hooks on the root module; always_call pops it even
-    when the forward raises) and the path-tracking hooks. Returns the mode."""
+    """Run `model`'s forward under the mode from now on (the instance's forward becomes its class's
+    forward inside the mode) with the path-tracking hooks. Returns the mode."""
     mode = _mode_class()(recipe, report)
     _check_module_globs(model, mode.ops)
     _hooks(model, mode)
-    model.register_forward_pre_hook(lambda m, a: mode.__enter__())
-    model.register_forward_hook(lambda m, a, o: mode.__exit__(None, None, None), always_call=True)
+    model._numsim_mode = mode
+    model.forward = types.MethodType(_simulated_forward, model)
     return mode

@@ -251,25 +251,19 @@ def load_ops(ops) -> dict:
     return out
 
 
-def resolve_gemm(ops, path, kind, role, fwd_spec=None):
-    """The gemm spec (None = float) of one GEMM. Forward roles: default < kinds[kind] < roles[role] <
-    each matching modules[glob] (in order, with its own default < kinds < roles). Backward roles start
-    from the op's forward spec and take only role entries (top level, then matching modules)."""
+def resolve_gemm(ops, path, kind, role, fwd_role=None):
+    """The gemm spec (None = float) of one GEMM of role `role` (a backward role names its op's
+    forward role `fwd_role`). Levels: the top level, then each modules[glob] matching `path`, in
+    order; within a level: default (module levels), kinds[kind], roles[fwd_role], roles[role]; a
+    later entry wins. So a backward GEMM follows its forward GEMM unless a role entry names it."""
     import fnmatch
 
     levels = [ops] + [lv for g, lv in ops["modules"].items() if fnmatch.fnmatchcase(path, g)]
-    if role in FWD_ROLES:
-        spec = ops["default"]
-        for lv in levels:
-            if "default" in lv and lv is not ops:
-                spec = lv["default"]
-            if kind in lv.get("kinds", {}):
-                spec = lv["kinds"][kind]
-            if role in lv.get("roles", {}):
-                spec = lv["roles"][role]
-        return spec
-    spec = fwd_spec
+    spec = ops["default"]
     for lv in levels:
-        if role in lv.get("roles", {}):
-            spec = lv["roles"][role]
+        if "default" in lv and lv is not ops:
+            spec = lv["default"]
+        for table, key in (("kinds", kind), ("roles", fwd_role), ("roles", role)):
+            if key in lv.get(table, {}):
+                spec = lv[table][key]
     return spec
