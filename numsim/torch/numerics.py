@@ -229,6 +229,19 @@ def gemm_unit(spec, a_fmt=None, b_fmt=None):
     return _unit(spec["unit"], **over)
 
 
+def _scale_target(fmt, k, acc_fmt):
+    """The largest magnitude a float operand is scaled to (None for integer formats): the format's
+    largest finite value and, for a float accumulator, sqrt(acc_max / k)."""
+    from ..formats import FloatFormat
+
+    if not isinstance(fmt, FloatFormat):
+        return None
+    target = float(fmt.max_finite)
+    if isinstance(acc_fmt, FloatFormat):
+        target = min(target, float(np.sqrt(float(acc_fmt.max_finite) / k)))
+    return target
+
+
 def quantize_operand(x, fmt, k, acc_fmt, grad=False, seed=0):
     """One GEMM operand (float array) as a per-tensor QTensor of `fmt` (the unit's operand format).
 
@@ -237,23 +250,34 @@ def quantize_operand(x, fmt, k, acc_fmt, grad=False, seed=0):
     Float formats: x / 2^e rounded to nearest even, saturating, with the smallest power-of-two scale
     2^e that puts max|x| at or below the format's largest finite value and, for a float accumulator,
     at or below sqrt(acc_max / k), so that no sum of k products of the scaled operands can overflow it.
+    Nearest rounding with a per-tensor scale commutes with transposition: Q(x^T) = Q(x)^T.
     """
-    from ..formats import FloatFormat
     from ..quant.ptq import ptq
 
     a = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(a)):
         raise NumsimError(f"operand: {_count_nonfinite(a)} non-finite values reach a simulated GEMM "
                           f"(numsim's quantizers take finite tensors)")
-    if not isinstance(fmt, FloatFormat):
+    target = _scale_target(fmt, k, acc_fmt)
+    if target is None:
         return ptq(a, fmt.bits, seed=seed) if grad else sym_quantize(a, fmt.bits)
-    target = float(fmt.max_finite)
-    if isinstance(acc_fmt, FloatFormat):
-        target = min(target, float(np.sqrt(float(acc_fmt.max_finite) / k)))
     amax = float(np.max(np.abs(a))) if a.size else 0.0
     e = int(np.ceil(np.log2(amax / target))) if amax > 0 else 0
     scale = float(np.ldexp(1.0, e))
     return QTensor(encode(np.ldexp(a, -e), fmt, rounding="nearest_even", overflow="saturate"), fmt, scale)
+
+
+def _quantize_memo(memo, name, x, swap, fmt, k, acc_fmt, grad, seed):
+    """quantize_operand(swapaxes(x) if swap else x), reusing an earlier quantization of the same
+    tensor `name` under the same rule (format, scale target, gradient seed) from `memo`: the
+    backward GEMMs reuse the forward's codes and one quantized dL/dY, as the hardware would."""
+    key = (name, fmt, _scale_target(fmt, k, acc_fmt), grad, seed if grad else None)
+    q = memo.get(key) if memo is not None else None
+    if q is None:
+        q = quantize_operand(x, fmt, k, acc_fmt, grad, seed)
+        if memo is not None:
+            memo[key] = q
+    return QTensor(np.swapaxes(q.codes, -1, -2), q.fmt, q.scale) if swap else q
 
 
 def _gemm_check(values, what):
@@ -263,35 +287,39 @@ def _gemm_check(values, what):
     return values
 
 
-def op_gemm(a, b, spec, grad_side=None, seed=0, nthreads=None, what="gemm"):
-    """a (..., M, K) @ b (..., K, N) through the spec's unit: each operand quantized per tensor by
-    `quantize_operand` (grad_side 'a' / 'b' marks the operand that is a gradient); spec None: float64.
-    Returns (float64 values, the QTensors (qa, qb), the unit)."""
+def op_gemm(a, b, spec, grad_side=None, seed=0, nthreads=None, what="gemm", memo=None, names=("a", "b"),
+            swap=(False, False)):
+    """A (..., M, K) @ B (..., K, N) through the spec's unit, A = swapaxes(a) if swap[0] else a (B
+    likewise): each operand quantized per tensor by `quantize_operand` (grad_side 'a' / 'b' marks the
+    gradient operand), reusing `memo` entries keyed by `names`; spec None: float64.
+    Returns (float64 values, the unit or None)."""
     if spec is None:
-        return np.matmul(np.asarray(a, np.float64), np.asarray(b, np.float64)), None, None
+        fa = np.swapaxes(a, -1, -2) if swap[0] else a
+        fb = np.swapaxes(b, -1, -2) if swap[1] else b
+        return np.matmul(np.asarray(fa, np.float64), np.asarray(fb, np.float64)), None
     unit0 = gemm_unit(spec)
     acc = unit0.acc_fmt
-    k = a.shape[-1]
-    qa = quantize_operand(a, unit0.a_fmt, k, acc, grad_side == "a", seed)
-    qb = quantize_operand(b, unit0.b_fmt, k, acc, grad_side == "b", seed)
+    k = a.shape[-2] if swap[0] else a.shape[-1]
+    qa = _quantize_memo(memo, names[0], a, swap[0], unit0.a_fmt, k, acc, grad_side == "a", seed)
+    qb = _quantize_memo(memo, names[1], b, swap[1], unit0.b_fmt, k, acc, grad_side == "b", seed)
     unit = gemm_unit(spec, qa.fmt, qb.fmt)
     r = matmul(qa, qb, unit, nthreads=nthreads)
-    return _gemm_check(np.asarray(r.values), what), (qa, qb), unit
+    return _gemm_check(np.asarray(r.values), what), unit
 
 
-def op_conv2d_forward(x, w, geom, spec, nthreads=None):
+def op_conv2d_forward(x, w, geom, spec, nthreads=None, memo=None):
     """Y = conv2d(X, W) through the spec's unit (X the unit's a operand). (values, unit)."""
     unit0 = gemm_unit(spec)
     k = geom.cg * geom.kh * geom.kw
-    qx = quantize_operand(x, unit0.a_fmt, k, unit0.acc_fmt)
-    qw = quantize_operand(w, unit0.b_fmt, k, unit0.acc_fmt)
+    qx = _quantize_memo(memo, "x", x, False, unit0.a_fmt, k, unit0.acc_fmt, False, 0)
+    qw = _quantize_memo(memo, "w", w, False, unit0.b_fmt, k, unit0.acc_fmt, False, 0)
     unit = gemm_unit(spec, qx.fmt, qw.fmt)
     r = _ns_conv2d(qx, qw, unit, stride=geom.stride, padding=geom.padding, dilation=geom.dilation,
                    groups=geom.groups, nthreads=nthreads)
     return _gemm_check(np.asarray(r.values), "conv2d"), unit
 
 
-def op_conv2d_backward(x, w, gy, geom, spec_dx, spec_dw, seed, nthreads=None):
+def op_conv2d_backward(x, w, gy, geom, spec_dx, spec_dw, seed, nthreads=None, memo=None):
     """(dL/dX, dL/dW, unit_dx, unit_dw) of a conv2d op in numsim.gemm's backward layouts (the same
     GEMMs as the module-level 'int' mode with PTQ): dL/dX^T = flipped W x patches(dL/dY) (a = the
     weight), dL/dW^T = dL/dY^T x im2col(X) (a = the gradient). A None spec skips that GEMM (None out)."""
@@ -300,8 +328,8 @@ def op_conv2d_backward(x, w, gy, geom, spec_dx, spec_dw, seed, nthreads=None):
     if spec_dx is not None:
         kdx = g.og * g.kh * g.kw
         u0 = gemm_unit(spec_dx)
-        qw = quantize_operand(w, u0.a_fmt, kdx, u0.acc_fmt)
-        qg = quantize_operand(gy, u0.b_fmt, kdx, u0.acc_fmt, grad=True, seed=seed)
+        qw = _quantize_memo(memo, "w", w, False, u0.a_fmt, kdx, u0.acc_fmt, False, 0)
+        qg = _quantize_memo(memo, "g", gy, False, u0.b_fmt, kdx, u0.acc_fmt, True, seed)
         udx = gemm_unit(spec_dx, qw.fmt, qg.fmt)
         parts = []
         for a, b in zip(conv2d_grad_input_kernel(qw.codes, g), conv2d_grad_input_patches(qg.codes, qg.fmt, g)):
@@ -311,8 +339,8 @@ def op_conv2d_backward(x, w, gy, geom, spec_dx, spec_dw, seed, nthreads=None):
     if spec_dw is not None:
         kdw = g.n * g.oh * g.ow
         u0 = gemm_unit(spec_dw)
-        qg = quantize_operand(gy, u0.a_fmt, kdw, u0.acc_fmt, grad=True, seed=seed)
-        qx = quantize_operand(x, u0.b_fmt, kdw, u0.acc_fmt)
+        qg = _quantize_memo(memo, "g", gy, False, u0.a_fmt, kdw, u0.acc_fmt, True, seed)
+        qx = _quantize_memo(memo, "x", x, False, u0.b_fmt, kdw, u0.acc_fmt, False, 0)
         udw = gemm_unit(spec_dw, qg.fmt, qx.fmt)
         parts = []
         for a, b in zip(conv2d_grad_weight_grads(qg.codes, g), conv2d_grad_weight_patches(qx.codes, qx.fmt, g)):

@@ -186,9 +186,10 @@ def _lib_cached():
         def forward(ctx, a, b, site, mode):
             an, bn = _float_np(a, "input"), _float_np(b, "weight" if site.role == "weight" else "other")
             spec = site.specs[site.role]
-            y, _, unit = op_gemm(an, bn, spec, nthreads=mode.nthreads, what=site.name)
+            memo = {}
+            y, unit = op_gemm(an, bn, spec, nthreads=mode.nthreads, what=site.name, memo=memo)
             site.units[site.role] = _unit_name(unit)
-            ctx.site, ctx.mode = site, mode
+            ctx.site, ctx.mode, ctx.memo = site, mode, memo
             ctx.save_for_backward(a, b)
             return _to_torch(y, a.dtype)
 
@@ -203,17 +204,18 @@ def _lib_cached():
             ra = "grad_input"
             rb = "grad_weight" if site.role == "weight" else "grad_input"
             ga = gb = None
+            memo = ctx.memo
             if ctx.needs_input_grad[0]:
-                v, _, u = op_gemm(gn, np.swapaxes(bn, -1, -2), site.specs[ra], "a", seed, mode.nthreads,
-                                  f"{site.name} {ra}")
+                v, u = op_gemm(gn, bn, site.specs[ra], "a", seed, mode.nthreads, f"{site.name} {ra}", memo,
+                               ("g", "b"), (False, True))
                 site.units[ra] = _unit_name(u)
                 site.role_calls[ra] += 1
                 if u is None:
                     _warn_float(site, ra, "the recipe maps it to 'float'")
                 ga = _to_torch(v, a.dtype)
             if ctx.needs_input_grad[1]:
-                v, _, u = op_gemm(np.swapaxes(an, -1, -2), gn, site.specs[rb], "b", seed, mode.nthreads,
-                                  f"{site.name} {rb}")
+                v, u = op_gemm(an, gn, site.specs[rb], "b", seed, mode.nthreads, f"{site.name} {rb}", memo,
+                               ("a", "g"), (True, False))
                 site.units[rb] = _unit_name(u)
                 site.role_calls[rb] += 1
                 if u is None:
@@ -230,9 +232,10 @@ def _lib_cached():
             n, c, h, ww = xn.shape
             o, cg, kh, kw = wn.shape
             geom = ConvGeometry(n, c, h, ww, o, kh, kw, *geom_args)
-            y, unit = op_conv2d_forward(xn, wn, geom, site.specs["weight"], mode.nthreads)
+            memo = {}
+            y, unit = op_conv2d_forward(xn, wn, geom, site.specs["weight"], mode.nthreads, memo)
             site.units["weight"] = _unit_name(unit)
-            ctx.site, ctx.mode, ctx.geom, ctx.geom_args = site, mode, geom, geom_args
+            ctx.site, ctx.mode, ctx.geom, ctx.geom_args, ctx.memo = site, mode, geom, geom_args, memo
             ctx.save_for_backward(x, w)
             return _to_torch(y, x.dtype)
 
@@ -246,7 +249,7 @@ def _lib_cached():
             sdw = site.specs["grad_weight"] if ctx.needs_input_grad[1] else None
             gn = _float_np(gy.contiguous(), "grad_output")
             dx, dw, udx, udw = op_conv2d_backward(_float_np(x, "input"), _float_np(w, "weight"), gn, geom, sdx, sdw,
-                                                  seed, mode.nthreads)
+                                                  seed, mode.nthreads, ctx.memo)
             stride, padding, dilation, groups = ctx.geom_args
             gx = gw = None
             for role, need in (("grad_input", ctx.needs_input_grad[0]), ("grad_weight", ctx.needs_input_grad[1])):
