@@ -361,3 +361,19 @@ def test_bad_input():
         with nt.simulate(None, "tpr4"):
             pass
     assert set(GEMM_PRESETS) <= {"int8", "int4", "fp8", "fp16"}
+
+
+def test_train_transformer_example_quick():
+    """examples/train_transformer.py --quick: every GEMM simulated, the loss finite and falling."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_transformer.py"
+    spec = importlib.util.spec_from_file_location("train_transformer", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--quick", "--steps", "8", "--png", "", "--no-progress", "--only", "float32", "all GEMMs INT8"])
+    r = res["all GEMMs INT8 (ops_int8)"]
+    assert r["unsimulated"] == 0 and r["gemm_rows"] == 19
+    assert np.isfinite(r["val_bits"]) and r["losses"][-1] < r["losses"][0]
+    assert abs(r["val_bits"] - res["float32"]["val_bits"]) < 0.5

@@ -370,13 +370,13 @@ def _mode_class():
 
         # -- the GEMM core: a (..., M, K) @ b (..., K, N) --
         def _gemm(self, a, b, kind, part="", role=None, ordinal=None):
-            for t, arg in ((a, "input"), (b, "other")):
-                _check_tensor(t, arg)
             if role is None:
                 role = "weight" if _is_weight(a) or _is_weight(b) else "act_act"
             site = self._site(kind, part, role, ordinal)
             if site.specs[role] is None:
                 return torch.matmul(a, b)
+            for t, arg in ((a, "input"), (b, "other")):
+                _check_tensor(t, arg)
             if a.dtype != b.dtype:
                 raise bad("input, other", "tensors of one dtype", f"{a.dtype} and {b.dtype}")
             sq_a = a.dim() == 1

@@ -108,7 +108,8 @@ def load_recipe(recipe) -> dict:
     "conv": layer spec, "layers": {module name: layer spec}, "nthreads": int}; a layer spec is a mode
     name ('tpr', 'int', 'float') or a dict of that mode's keys (MODE_DEFAULTS); a dict without 'mode'
     refines the default's mode. Precedence: layers[name] > first/last > depthwise/pointwise >
-    linear/conv > default."""
+    linear/conv > default. An "ops" section (op-level GEMM specs, see load_ops) is normalized into
+    out["ops"] (None without one)."""
     if isinstance(recipe, (str, os.PathLike)) and (str(recipe).endswith(".toml") or os.path.sep in str(recipe)):
         import tomllib
 
