@@ -377,3 +377,21 @@ def test_train_transformer_example_quick():
     assert r["unsimulated"] == 0 and r["gemm_rows"] == 19
     assert np.isfinite(r["val_bits"]) and r["losses"][-1] < r["losses"][0]
     assert abs(r["val_bits"] - res["float32"]["val_bits"]) < 0.5
+
+
+def test_layer_modes_and_ops_together():
+    """A recipe with layer keys and "ops": Linear layers swapped (module level), attention op level."""
+    recipe = {"name": "both", "default": {"mode": "int", "grad_quantizer": "ptq", "grad_bits": 8},
+              "ops": {"default": "fp8"}}
+    m = nt.convert(_tiny_lm(), recipe)
+    assert type(m[2]).__name__ == "QuantLinear" and type(m[1].linear1).__name__ == "QuantLinear"
+    assert type(m[1].self_attn.out_proj).__name__ != "QuantLinear"
+    tokens = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(1))
+    m(tokens).sum().backward()
+    rep = m.numsim_report
+    assert not rep.unsimulated()
+    rows = {(r["path"], r["kind"], r["role"]): r for r in rep.rows}
+    assert rows[("2", "linear (int layer)", "weight")]["calls"] == 1
+    assert rows[("2", "linear (int layer)", "grad_weight")]["calls"] == 1
+    assert rows[("1.self_attn", "sdpa.qk", "act_act")]["unit"].startswith("fp8_fp16")
+    assert rows[("1.self_attn", "linear[1]", "weight")]["unit"].startswith("fp8_fp16")   # out_proj, op level
