@@ -37,7 +37,8 @@ def seed003(seeds):
     digits = _example("train_digits")
     rows = {}
     for s in seeds:
-        res = digits.main(["--quick", "--seed", str(s), "--png", "", "--no-progress", "--only", "float32", "TPR", "one"])
+        res = digits.main(["--quick", "--seed", str(s), "--png", "", "--no-progress",
+                           "--only", "float32", "TPR", "one"])
         for label, r in res.items():
             rows.setdefault(label, []).append(r["accuracy"])
     print("\nseed 003 on the digits CNN (--quick: 3 epochs, 640 training images), test accuracy\n")
@@ -48,12 +49,11 @@ def seed003(seeds):
 
 def seed000(steps, seed):
     tt = _example("train_transformer")
-    import numsim.torch as nt
-    from numsim.torch.lm import char_lm, encode_text, stdlib_corpus
+    from numsim.torch.lm import encode_text, stdlib_corpus
 
     ids, vocab = encode_text(stdlib_corpus())
     cut = int(0.9 * len(ids))
-    args = tt.main.__globals__["argparse"].Namespace(d_model=32, heads=4, layers=2, context=32, batch=16, lr=3e-3,
+    args = argparse.Namespace(d_model=32, heads=4, layers=2, context=32, batch=16, lr=3e-3,
                                                      seed=seed, steps=steps, no_progress=True)
     out = []
     for q in (None, "ptq", "psq", "bhq"):
@@ -118,7 +118,8 @@ def seed004(seed, mus):
         rows.append((f"seed 004 choice, mu={mu:g}", {lay.name: lay.choice for lay in plan.layers}))
     print(f"\nseed 004 on the digits CNN (float32-trained 10 epochs, seed {seed}; calibration: 512 training images;"
           f" no fine-tuning), test accuracy with the chosen layers' forward GEMMs through numsim\n")
-    print("| plan | " + " | ".join(names) + " | test accuracy | test loss |\n|---|" + "---|" * len(names) + "---:|---:|")
+    print("| plan | " + " | ".join(names) + " | test accuracy | test loss |")
+    print("|---|" + "---|" * len(names) + "---:|---:|")
     for label, choice in rows:
         acc, loss = accuracy(choice)
         print(f"| {label} | " + " | ".join(choice[n] for n in names) + f" | {acc:.4f} | {loss:.4f} |")

@@ -136,7 +136,8 @@ def test_conv2d_forward_backward_bit_exact():
     qg = quantize_operand(_np(gy), u0.b_fmt, 3 * 9, u0.acc_fmt, True, S0)
     u = gemm_unit(spec, qw2.fmt, qg.fmt)
     parts = [np.asarray(numsim.matmul(QTensor(a, qw2.fmt, qw2.scale), QTensor(b, qg.fmt, qg.scale), u).values)
-             for a, b in zip(conv2d_grad_input_kernel(qw2.codes, geom), conv2d_grad_input_patches(qg.codes, qg.fmt, geom))]
+             for a, b in zip(conv2d_grad_input_kernel(qw2.codes, geom),
+                             conv2d_grad_input_patches(qg.codes, qg.fmt, geom))]
     _same(x.grad, conv2d_grad_input_gather(parts, geom))
     # dL/dW: dL/dY^T x im2col(X), reduction over (n, oh, ow)
     k = 2 * 3 * 3
@@ -144,7 +145,8 @@ def test_conv2d_forward_backward_bit_exact():
     qx2 = quantize_operand(_np(x), u0.b_fmt, k, u0.acc_fmt)
     u = gemm_unit(spec, qg.fmt, qx2.fmt)
     parts = [np.asarray(numsim.matmul(QTensor(a.T, qg.fmt, qg.scale), QTensor(b.T, qx2.fmt, qx2.scale), u).values).T
-             for a, b in zip(conv2d_grad_weight_grads(qg.codes, geom), conv2d_grad_weight_patches(qx2.codes, qx2.fmt, geom))]
+             for a, b in zip(conv2d_grad_weight_grads(qg.codes, geom),
+                             conv2d_grad_weight_patches(qx2.codes, qx2.fmt, geom))]
     _same(w.grad, conv2d_grad_weight_gather(parts, geom))
 
 

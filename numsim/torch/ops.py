@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import math
 import types
 import warnings
@@ -37,7 +38,7 @@ class UnsimulatedGemmWarning(UserWarning):
 # the numeric non-GEMM ops the report lists as float (by torch function name)
 FLOAT_OPS = {"softmax", "log_softmax", "layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm",
              "dropout", "relu", "gelu", "silu", "tanh", "sigmoid", "embedding", "cross_entropy", "nll_loss",
-             "mse_loss", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "mean", "exp", "log"}
+             "mse_loss", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"}
 # GEMM-like ops numsim does not intercept: they run in float with a warning
 FALLBACK_GEMMS = {"einsum", "tensordot", "conv1d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                   "conv_transpose3d", "bilinear", "chain_matmul", "multi_dot", "addbmm", "addmv", "mv", "dot",
@@ -170,10 +171,7 @@ def _lib():
     return _lib_cached()
 
 
-import functools as _ft  # noqa: E402
-
-
-@_ft.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def _lib_cached():
     torch = _torch()
 
@@ -282,7 +280,7 @@ def _is_weight(t):
     return isinstance(t, torch.nn.Parameter) or isinstance(getattr(t, "_base", None), torch.nn.Parameter)
 
 
-@_ft.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def _mode_class():
     torch = _torch()
     F = torch.nn.functional

@@ -174,9 +174,10 @@ OP_RECIPES = {
     "ops_fp16": {"name": "ops_fp16", "ops": {"default": "fp16"}},
     # attention (activation x activation) GEMMs in FP8 with an FP16 accumulator, weight GEMMs INT4,
     # every backward GEMM INT8
-    "ops_fp8_attention_int4_weights": {"name": "ops_fp8_attention_int4_weights",
-                                       "ops": {"default": "int8", "roles": {"weight": "int4", "act_act": "fp8",
-                                                                            "grad_input": "int8", "grad_weight": "int8"}}},
+    "ops_fp8_attention_int4_weights": {
+        "name": "ops_fp8_attention_int4_weights",
+        "ops": {"default": "int8",
+                "roles": {"weight": "int4", "act_act": "fp8", "grad_input": "int8", "grad_weight": "int8"}}},
 }
 
 
