@@ -397,3 +397,16 @@ def test_layer_modes_and_ops_together():
     assert rows[("2", "linear (int layer)", "grad_weight")]["calls"] == 1
     assert rows[("1.self_attn", "sdpa.qk", "act_act")]["unit"].startswith("fp8_fp16")
     assert rows[("1.self_attn", "linear[1]", "weight")]["unit"].startswith("fp8_fp16")   # out_proj, op level
+
+
+def test_deepcopy_of_a_converted_model_tracks_its_own_modules():
+    import copy
+
+    m = nt.convert(_tiny_lm(), "ops_int8")
+    m2 = copy.deepcopy(m)
+    tokens = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(m(tokens), m2(tokens))
+    for model in (m, m2):
+        paths = {r["path"] for r in model.numsim_report.rows}
+        assert paths == {"1.self_attn", "1.linear1", "1.linear2", "2"}
+        assert all(r["calls"] == 1 for r in model.numsim_report.rows if r["role"] in ("weight", "act_act"))

@@ -483,14 +483,33 @@ def _check_module_globs(model, ops):
             raise bad(f"recipe.ops.modules.{g}", "a glob matching a module of the model", "no module matches")
 
 
+class _EnterModule:
+    """Forward pre-hook: the module `name` starts running (an object, not a lambda, so that a deep
+    copy of a converted model gets hooks on its own copy of the mode)."""
+
+    def __init__(self, mode, name):
+        self.mode, self.name = mode, name
+
+    def __call__(self, module, args):
+        self.mode.enter_module(self.name)
+
+
+class _ExitModule:
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __call__(self, module, args, output):
+        self.mode.exit_module()
+
+
 def _hooks(model, mode):
     """Forward pre/post hooks on every submodule that keep mode.stack at the running module."""
     handles = []
     for name, mod in model.named_modules():
         if not name:
             continue
-        handles.append(mod.register_forward_pre_hook(lambda m, a, _n=name: mode.enter_module(_n)))
-        handles.append(mod.register_forward_hook(lambda m, a, o: mode.exit_module(), always_call=True))
+        handles.append(mod.register_forward_pre_hook(_EnterModule(mode, name)))
+        handles.append(mod.register_forward_hook(_ExitModule(mode), always_call=True))
     return handles
 
 
