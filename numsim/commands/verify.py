@@ -632,7 +632,7 @@ def check_fused_int4_fp4(n=200_000, modes=("nearest_even",), seed=3):
 
 def check_odd_phase_trick():
     """The exponent trick on every FP16 code, against the field arithmetic in numpy, every policy."""
-    from ..mac import odd_phase_trick
+    from ..units import odd_phase_trick
 
     c = ALL_CODES
     field = (c >> 10) & 0x1F
@@ -689,7 +689,7 @@ def unit_checks(full=False, modes=MODES, fp8_acc=None):
     """All the small-operand-space unit checks. full=False: the CI sizes (sampled accumulator codes);
     full=True: every FP16 accumulator code for every INT4 x FP4 product in every mode, and for the FP8 x FP8
     products `fp8_acc` accumulator codes (None: all 65536, i.e. 2^32 steps per format and mode: hours)."""
-    from ..mac import FloatMacUnit
+    from ..units import FloatMacUnit
     from ..units import get_unit
 
     acc_ci = _acc_codes_f16(600, 0)                    # every sign/exponent with edge mantissas + 600 random
