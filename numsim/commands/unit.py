@@ -35,12 +35,12 @@ def run(args):
 
     from ..codec import decode
     from ..errors import bad
-    from ..units import _REGISTRY, unit_names
+    from ..units import unit_doc, unit_names
 
     if not args.name:
         names = unit_names()
         for n in names:
-            print(f"{n:26} {_REGISTRY[n][1]}")
+            print(f"{n:26} {unit_doc(n)}")
         return 0
     unit = unit_with_settings(args.name, args.set)
     if not 1 <= args.length <= 64:

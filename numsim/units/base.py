@@ -154,4 +154,13 @@ def acc_code(c, acc_fmt, arg="c") -> int:
     return int(acc_codes(raw.reshape(1), acc_fmt, arg)[0])
 
 
+def dot_as_gemm(unit, a_codes, b_codes, c, ctx):
+    """One output as a 1 x K x 1 GEMM (units whose kernels work on whole instructions):
+    (a (1, K), b (K, 1), c codes (1, 1) or None, GemmResult)."""
+    a = np.asarray(a_codes).reshape(1, -1)
+    b = np.asarray(b_codes).reshape(-1, 1)
+    cc = None if c is None else acc_codes(np.asarray(c).reshape(1, 1), unit.acc_fmt)
+    return a, b, cc, unit.gemm_codes(a, b, c=cc, nthreads=1, **ctx)
+
+
 __all__ = ["DotResult", "GemmResult", "Unit", "threads", "acc_codes", "acc_code", "NumsimError"]

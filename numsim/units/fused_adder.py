@@ -13,8 +13,8 @@ from .._ffi import cptr, ffi, lib
 from ..codec import check_codes
 from ..errors import NumsimError, bad
 from ..formats import FloatFormat, get_format
-from ._c import FUSED_ROUNDING, _arrange_k, decode_operands, operands, set_formats
-from .base import DotResult, GemmResult, Unit, acc_codes, threads
+from ._c import FUSED_ROUNDING, _arrange_k, decode_operands, initial_acc, operands, set_formats
+from .base import DotResult, GemmResult, Unit, dot_as_gemm, threads
 
 _FLOAT_OPERANDS = ("fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2")
 
@@ -122,10 +122,7 @@ class FusedDotUnit(Unit):
         return fused_step(self, state, a, b)
 
     def dot(self, a_codes, b_codes, c=None, trace=False, **ctx) -> DotResult:
-        a = np.asarray(a_codes).reshape(1, -1)
-        b = np.asarray(b_codes).reshape(-1, 1)
-        cc = None if c is None else acc_codes(np.asarray(c).reshape(1, 1), self.acc_fmt)
-        r = self.gemm_codes(a, b, c=cc, nthreads=1, **ctx)
+        a, b, cc, r = dot_as_gemm(self, a_codes, b_codes, c, ctx)
         tr = None
         if trace:     # the inner accumulator after every fused step (promotion restarts it from +0)
             tr = fused_trace(self, a.ravel(), b.ravel(), None if cc is None else int(cc[0, 0]))
@@ -140,13 +137,7 @@ class FusedDotUnit(Unit):
             raise bad(sorted(unknown)[0], f"no such input: {self.name} takes per-tensor scale_a / scale_b only "
                       "(no per-k alignment or sample shifts)", ctx[sorted(unknown)[0]])
         a, b = operands(self, a_codes, b_codes)
-        M, N = a.shape[0], b.shape[1]
-        cc = None
-        if c is not None:
-            cc = acc_codes(c, self.acc_fmt, "c")
-            if cc.shape != (M, N):
-                raise bad("c", f"an (M, N) = ({M}, {N}) accumulator array", f"shape {cc.shape}")
-            cc = np.ascontiguousarray(cc.astype(np.uint32))
+        cc = initial_acc(self, c, a.shape[0], b.shape[1])
         scales = {k: v for k, v in ctx.items() if v is not None}
         c_unit(self, scales.get("scale_a"), scales.get("scale_b"))      # checks the scales
         return Problem(a=a, b=b, c=cc, ctx=scales, nthreads=threads(nthreads))

@@ -9,7 +9,7 @@ import numpy as np
 from .._ffi import cptr, ffi, lib
 from ..codec import decode
 from ..errors import NumsimError, bad
-from .base import DotResult, GemmResult, Unit, acc_codes
+from .base import DotResult, GemmResult, Unit, dot_as_gemm
 from ._c import initial_acc, operands, set_formats
 
 _INT_OPERANDS = ("int8", "int4", "uint8", "uint4")
@@ -53,10 +53,7 @@ class IntMMAUnit(Unit):
         return int(self.gemm_codes(a.reshape(1, -1), b.reshape(-1, 1), c=c, nthreads=1, **ctx).codes[0, 0])
 
     def dot(self, a_codes, b_codes, c=None, trace=False, **ctx) -> DotResult:
-        a = np.asarray(a_codes).reshape(1, -1)
-        b = np.asarray(b_codes).reshape(-1, 1)
-        cc = None if c is None else acc_codes(np.asarray(c).reshape(1, 1), self.acc_fmt)
-        r = self.gemm_codes(a, b, c=cc, nthreads=1, **ctx)
+        a, b, cc, r = dot_as_gemm(self, a_codes, b_codes, c, ctx)
         tr = None
         if trace:     # the int32 accumulator after every instruction
             tr = []

@@ -49,12 +49,9 @@ def get_unit(unit, **overrides) -> Unit:
     if isinstance(unit, Unit):
         if not overrides:
             return unit
+        # the unit's own parameters, overridden: the same check and error shape as a preset's
         params = {f.name: getattr(unit, f.name) for f in dataclasses.fields(unit) if f.init}
-        params.update(overrides)
-        for key in overrides:         # check the keys before replacing (one error shape)
-            if key not in params or key not in {f.name for f in dataclasses.fields(unit)}:
-                build(type(unit), unit.name, {key: overrides[key]})
-        return dataclasses.replace(unit, **overrides)
+        return build(type(unit), unit.name, {**params, **overrides})
     if isinstance(unit, str):
         _load_presets()
         if unit not in _REGISTRY:
