@@ -1,6 +1,6 @@
 """The MAC units step by step in exact Python ints and Fractions: the executable specification.
 
-Nothing here shares code with numsim.mac or csrc/units.c; the units' frozen descriptors are read only
+Nothing here shares code with numsim.units or csrc/units.c; the units' frozen descriptors are read only
 for their parameters. The one rounding into a format is numsim.reference.formats.encode_exact.
 
 Every dot function returns (code, trace, overflow_events); trace lists the accumulator code after every
@@ -361,7 +361,7 @@ def requant_int8(acc: int, multiplier: int, shift: int, zero_point: int, out_min
 
 
 def dot(unit, a_codes, b_codes, c=None, **ctx):
-    """Dispatch on the unit's class name (no import of numsim.mac)."""
+    """Dispatch on the unit's class name (no import of numsim.units)."""
     kind = type(unit).__name__
     a, b = [int(x) for x in a_codes], [int(x) for x in b_codes]
     c0 = 0 if c is None else int(c)

@@ -49,7 +49,7 @@ def _fmt_name(fmt) -> str:
 
 
 def _unit_kind(unit):
-    """'int', 'sample_shift', 'float' (numsim.mac) or 'generic' (any other unit with step(state, a, b)
+    """'int', 'sample_shift', 'float' (the numsim.units MACs) or 'generic' (any other unit with step(state, a, b)
     over lanes: the hardware presets): which step signature the unit has."""
     from ..units import FloatMacUnit, IntMacUnit, SampleShiftUnit
 
@@ -65,7 +65,7 @@ def _unit_kind(unit):
     if (isinstance(unit, Unit) and type(unit).step is not Unit.step and _generic_lanes(unit)
             and all(hasattr(getattr(unit, f, None), "bits") for f in ("a_fmt", "b_fmt", "acc_fmt"))):
         return "generic"
-    raise bad("unit", "a MAC unit with a step model (numsim.mac units, or a unit with step(state, a, b) "
+    raise bad("unit", "a MAC unit with a step model (numsim.units MACs, or a unit with step(state, a, b) "
               "over k_step lanes)", type(unit).__name__)
 
 
