@@ -105,7 +105,9 @@ def test_selection_prefers_fast_kernels_and_gemm_codes_uses_them():
     h = numsim.get_unit("h100_hmma_f16")
     want = "fused_adder.avx512" if kernels.level_ok("avx512") else "fused_adder.mac_level"
     assert h.gemm_codes(fa[:, :32], numsim.encode(rng.standard_normal((32, 3)), "fp16")).info["kernel"] == want
-    assert "mac_level" in kernels.describe(u) and "proof" not in kernels.describe(u).split("\n")[0][:5]
+    lines = kernels.describe(u).splitlines()
+    assert [line.split(" ")[0] for line in lines] == list(u.kernels)
+    assert all(kernels.get_kernel(n).proof in line for n, line in zip(u.kernels, lines))
 
 
 def test_environment_forces_a_kernel_or_caps_the_level(monkeypatch):
