@@ -179,3 +179,22 @@ def test_initial_accumulator_convention():
     half = f.gemm_codes(fa, fb, c=np.full((2, 3), 0.5))                # float values of a float accumulator
     assert np.all(half.values == 4.5)
     assert np.array_equal(half.codes, f.gemm_codes(fa, fb, c=np.full((2, 3), 0x3F000000, np.uint32)).codes)
+
+
+def test_a_unit_without_kernels_runs_its_own_gemm_codes():
+    """A user's Unit subclass that implements gemm_codes itself goes through matmul unchanged."""
+    from numsim.units import GemmResult, Unit
+
+    class Doubler(Unit):
+        name = "doubler"
+        a_fmt = b_fmt = acc_fmt = numsim.get_format("int8")
+
+        def gemm_codes(self, a_codes, b_codes, c=None, nthreads=None, **ctx):
+            v = numsim.decode(a_codes, "int8") @ numsim.decode(b_codes, "int8") * 2
+            return GemmResult(codes=numsim.encode(v, "int8", overflow="saturate"), values=v)
+
+    a = numsim.encode(np.ones((2, 3)), "int8")
+    r = numsim.matmul(a, a.T.copy(), Doubler())
+    assert np.all(r.acc_values == 6) and r.info["kernel"] == ["Doubler.gemm_codes"]
+    with pytest.raises(NumsimError, match="declares no kernels and no gemm_codes"):
+        Unit().gemm_codes(a, a.T)

@@ -126,7 +126,18 @@ def select(unit, problem, kernel=None) -> Kernel:
 
 
 def gemm(unit, a_codes, b_codes, c=None, nthreads=None, ctx=None, kernel=None):
-    """unit's GEMM of codes (the unit-level c convention) through the selected kernel."""
+    """unit's GEMM of codes (the unit-level c convention) through the selected kernel. A unit that
+    declares no kernels (a user's Unit subclass with its own gemm_codes) runs its gemm_codes."""
+    if not getattr(unit, "kernels", ()):
+        from ..units.base import Unit
+
+        if type(unit).gemm_codes is Unit.gemm_codes:
+            raise NumsimError(f"unit {getattr(unit, 'name', unit)!r}: declares no kernels and no gemm_codes")
+        if kernel or os.environ.get("NUMSIM_KERNEL"):
+            raise NumsimError(f"kernel: unit {unit.name} declares no kernels to force")
+        res = unit.gemm_codes(a_codes, b_codes, c=c, nthreads=nthreads, **(ctx or {}))
+        res.info.setdefault("kernel", f"{type(unit).__name__}.gemm_codes")
+        return res
     p = unit.problem(a_codes, b_codes, c=c, nthreads=nthreads, ctx=ctx)
     k = select(unit, p, kernel)
     try:

@@ -54,6 +54,7 @@ class Unit:
 
     name: str = "unit"
     seed_source: str = ""
+    kernels: tuple = ()       # names of the numsim.kernels that implement gemm_codes, MAC level last
 
     @property
     def out_fmt(self):
