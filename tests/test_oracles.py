@@ -10,7 +10,7 @@ import pytest
 
 import numsim
 from numsim.verify import datapath as D
-from numsim.mac import FloatMacUnit
+from numsim.units import FloatMacUnit
 
 MODES4 = ("nearest_even", "toward_zero", "toward_pos", "toward_neg")
 # MPFR exponent ranges: x = m * 2^e with m in [1/2, 1); emin makes the smallest subnormal 2^(emin - 1)
