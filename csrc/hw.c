@@ -617,8 +617,8 @@ static void *fused_rows_avx512(void *arg) {
     const int f32 = j->panels->bvf != NULL;
     void *av = malloc((size_t)(rows * K) * (f32 ? sizeof(float) : sizeof(double)));
     /* per step and row of a tile: the products' max exponent, 16 lanes */
-    int32_t *pmax = malloc((size_t)(K / j->u->k_step) * HW_SIMD_ROWS * HW_SIMD_COLS * sizeof(int32_t));
-    int16_t *ae = malloc((size_t)(rows * K) * sizeof(int16_t));
+    int32_t *pmax = (int32_t *)malloc((size_t)(K / j->u->k_step) * HW_SIMD_ROWS * HW_SIMD_COLS * sizeof(int32_t));
+    int16_t *ae = (int16_t *)malloc((size_t)(rows * K) * sizeof(int16_t));
     if (!av || !pmax || !ae) { free(av); free(pmax); free(ae); fused_rows(j); return NULL; }   /* scalar kernel */
     for (int64_t i = 0; i < rows * K; i++) {
         const int64_t x = j->row0 * K + i;
@@ -640,7 +640,7 @@ static int build_panels(hw_panels *p, const ns_fused_unit *u, const int32_t *bm,
     size_t n = (size_t)(p->groups * K * HW_SIMD_COLS);
     const size_t vsize = f32 ? sizeof(float) : sizeof(double);
     void *v = aligned_alloc(64, (n * vsize + 63) / 64 * 64);
-    int16_t *e = aligned_alloc(64, (n * sizeof(int16_t) + 63) / 64 * 64);
+    int16_t *e = (int16_t *)aligned_alloc(64, (n * sizeof(int16_t) + 63) / 64 * 64);
     if (!v || !e) { free(v); free(e); return 0; }
     for (int64_t g = 0; g < p->groups; g++)
         for (int64_t k = 0; k < K; k++)
@@ -735,7 +735,7 @@ int32_t ns_fused_gemm_simd(const ns_fused_unit *u,
     if (simd != -1 && simd != 0 && simd != 2) return NS_ERR_ARG;
     if (simd == 2 && !have_avx512f()) return NS_ERR_ARG;
     if (M == 0 || N == 0) return NS_OK;
-    uint8_t *a_special = calloc((size_t)M, 1), *b_special = calloc((size_t)N, 1);
+    uint8_t *a_special = (uint8_t *)calloc((size_t)M, 1), *b_special = (uint8_t *)calloc((size_t)N, 1);
     if (!a_special || !b_special) { free(a_special); free(b_special); return NS_ERR_ARG; }
     for (int64_t i = 0; i < M; i++)
         for (int64_t k = 0; k < K; k++) a_special[i] |= a_cls[i * K + k] >= NS_CLS_INF;

@@ -520,7 +520,7 @@ int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, con
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
     task *tasks = (task *)calloc((size_t)nthreads, sizeof(task));
-    int32_t st = NS_OK;
+    int32_t st = NS_OK, nrow;
     if (!p.bp || !p.col_corr || !tasks) { st = NS_ERR_ARG; goto done; }
 
     /* packing is O(K N) against the O(M K N) product (0.03 ms at 512^2 with VNNI): one thread,
@@ -528,7 +528,7 @@ int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, con
     tasks[0].p = &p; tasks[0].lo = 0; tasks[0].hi = p.Np / p.tile;
     pack_task(&tasks[0]);
 
-    const int32_t nrow = nthreads < M ? nthreads : (int32_t)M;
+    nrow = nthreads < M ? nthreads : (int32_t)M;
     for (int32_t i = 0; i < nrow; i++) {
         tasks[i].p = &p; tasks[i].lo = M * i / nrow; tasks[i].hi = M * (i + 1) / nrow; tasks[i].status = NS_OK;
     }
