@@ -11,19 +11,12 @@
 #include "ns_internal.h"
 #include <stdlib.h>
 
-#define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
 #define NS_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define NS_CLONES
 #endif
-
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
 
 /* Constants of one call, resolved from the format and the options. */
 typedef struct f32k {
@@ -51,7 +44,7 @@ static inline uint64_t round_up_bit(const f32k *k, uint64_t sig, int shift, uint
     uint64_t up = k->nearest ? near_up : (uint64_t)k->up_dir[neg];
     if (k->stochastic) {
         uint64_t frac = shift >= k->R ? rem >> (shift - k->R) : rem << (k->R - shift);
-        uint64_t rnd = mix64(k->seed_mix + (k->index_offset + index + 1) * GOLDEN) >> (64 - k->R);
+        uint64_t rnd = ns_rng_bits(k->seed_mix, k->index_offset + index, k->R);
         up = (frac + rnd) >> k->R;
     }
     return inexact & up;
@@ -410,7 +403,7 @@ static inline uint32_t encode_r4(const f32k *k, uint32_t u, uint64_t index, uint
     uint64_t up;
     if (k->stochastic) {
         uint64_t frac = ((X << 29) / 3) >> (52 - k->R);
-        uint64_t rnd = mix64(k->seed_mix + (k->index_offset + index + 1) * GOLDEN) >> (64 - k->R);
+        uint64_t rnd = ns_rng_bits(k->seed_mix, k->index_offset + index, k->R);
         up = (frac + rnd) >> k->R;
     } else {
         const uint64_t thr = k->r4_linear ? UINT64_C(0xC00000) : UINT64_C(0x800000);
@@ -490,7 +483,7 @@ static int prepare(f32k *k, const ns_format *f, const ns_encode_opts *o) {
     k->up_dir[1] = mm[1] == NS_MAG_UP;
     k->stochastic = mm[0] == NS_MAG_STOCHASTIC;
     k->R = o->random_bits;
-    k->seed_mix = mix64(o->seed);
+    k->seed_mix = ns_seed_key(o->seed);
     k->index_offset = o->index_offset;
     k->sign_bit = UINT32_C(1) << (f->bits - 1);
 

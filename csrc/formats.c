@@ -8,19 +8,8 @@
 #include "numsim.h"
 #include "ns_internal.h"
 
-#define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
-
-/* SplitMix64's finaliser: a bijective 64-bit mixer. */
-static inline uint64_t ns_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-/* Counter-based generator: the bits depend on (seed, index) alone, never on call order. */
 static inline uint32_t random_bits(uint64_t seed, uint64_t index, int32_t nbits) {
-    uint64_t h = ns_mix64(ns_mix64(seed) + (index + 1) * GOLDEN);
-    return (uint32_t)(h >> (64 - nbits));
+    return ns_rng_bits(ns_seed_key(seed), index, nbits);
 }
 uint32_t ns_random_bits(uint64_t seed, uint64_t index, int32_t nbits) { return random_bits(seed, index, nbits); }
 
