@@ -10,11 +10,11 @@
  * exponent max(floor(log2|z|), emin) - man_bits; |z| < 2^(q + man_bits + 1) <= 2^(q + 51) keeps z + C
  * inside [2^(q+52), 2^(q+53)). Zero results keep the sign of z (IEEE underflow and exact-zero signs). */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "numsim.h"
 #include "ns_internal.h"
+#include "ns_threads.h"
 
 typedef struct grid { int32_t man_bits, emin; double max_finite; } grid;
 
@@ -223,15 +223,14 @@ static int have_avx2_fma(void) { return 0; }
 static int have_avx512(void) { return 0; }
 #endif
 
-static void *run_rows(void *arg) {
-    job *j = (job *)arg;
+static void run_rows(job *j) {
     const int64_t K = j->K, T = (K + j->fused_n - 1) / j->fused_n;
     const int64_t rows = j->m1 - j->m0;
     double *arows = (double *)malloc((size_t)(rows > 0 ? rows : 1) * (size_t)K * sizeof(double));
     double *bp = (double *)malloc((size_t)K * NB * sizeof(double));
     void *scratch = NULL;
     if (j->order == 2) scratch = aligned_alloc(64, ((size_t)T * 4 * 8 * sizeof(double) + 63) / 64 * 64);
-    if (!arows || !bp || (j->order == 2 && !scratch)) { free(arows); free(bp); free(scratch); j->simd = -1; return NULL; }
+    if (!arows || !bp || (j->order == 2 && !scratch)) { free(arows); free(bp); free(scratch); j->simd = -1; return; }
     for (int64_t m = j->m0; m < j->m1; m++)
         for (int64_t k = 0; k < K; k++) arows[(m - j->m0) * K + k] = load_val(j->a, j->a_bytes, m * K + k, j->a_lut);
     double *sscratch = (double *)scratch;
@@ -251,7 +250,12 @@ static void *run_rows(void *arg) {
         panel_scalar(j, bp, n0, nb, arows, sscratch);
     }
     free(arows); free(bp); free(scratch);
-    return NULL;
+}
+
+static void rows_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    job *j = (job *)ctx + t;
+    j->m0 = lo; j->m1 = hi;
+    run_rows(j);
 }
 
 int32_t ns_fast_float_gemm(const void *a, int32_t a_bytes, const double *a_lut, const void *b, int32_t b_bytes,
@@ -261,35 +265,24 @@ int32_t ns_fast_float_gemm(const void *a, int32_t a_bytes, const double *a_lut, 
     if (M < 0 || K < 1 || N < 0 || fused_n < 1 || chunk < 1 || (a_bytes != 1 && a_bytes != 2) ||
         (b_bytes != 1 && b_bytes != 2) || order < 0 || order > 2 || man_bits < 0 || man_bits > 50)
         return NS_ERR_ARG;
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > M) nthreads = M > 0 ? (int32_t)M : 1;
     /* NUMSIM_NO_SIMD=1: scalar; NUMSIM_NO_AVX512=1: AVX2 at most (the tests run every level) */
     int simd = 0;
     if (getenv("NUMSIM_NO_SIMD") == NULL && have_avx2_fma()) simd = 1;
     if (simd && getenv("NUMSIM_NO_AVX512") == NULL && have_avx512()) simd = 2;
-    job *jobs = (job *)calloc((size_t)nthreads, sizeof(job));
-    pthread_t *tids = (pthread_t *)calloc((size_t)nthreads, sizeof(pthread_t));
-    if (!jobs || !tids) { free(jobs); free(tids); return NS_ERR_ARG; }
+    const int32_t T = ns_thread_count(nthreads, M);
+    job *jobs = (job *)calloc((size_t)T, sizeof(job));
+    if (!jobs) return NS_ERR_ARG;
     int32_t st = NS_OK;
-    for (int32_t i = 0; i < nthreads; i++) {
+    for (int32_t i = 0; i < T; i++) {
         job *j = &jobs[i];
         j->a = (const uint8_t *)a; j->a_bytes = a_bytes; j->a_lut = a_lut;
         j->b = (const uint8_t *)b; j->b_bytes = b_bytes; j->b_lut = b_lut;
         j->M = M; j->K = K; j->N = N; j->chunk = chunk; j->fused_n = fused_n; j->order = order;
         j->g.man_bits = man_bits; j->g.emin = emin; j->g.max_finite = max_finite;
         j->c = c; j->out = out; j->simd = simd;
-        j->m0 = M * i / nthreads; j->m1 = M * (i + 1) / nthreads;
     }
-    char *joined = (char *)calloc((size_t)nthreads, 1);
-    if (!joined) { free(jobs); free(tids); return NS_ERR_ARG; }
-    for (int32_t i = 1; i < nthreads; i++) {
-        if (pthread_create(&tids[i], NULL, run_rows, &jobs[i]) == 0) joined[i] = 1;
-        else run_rows(&jobs[i]);              /* no thread to be had: run it here, same bits */
-    }
-    run_rows(&jobs[0]);
-    for (int32_t i = 1; i < nthreads; i++) if (joined[i]) pthread_join(tids[i], NULL);
-    free(joined);
-    for (int32_t i = 0; i < nthreads; i++) if (jobs[i].simd < 0) st = NS_ERR_ARG;
-    free(jobs); free(tids);
+    ns_parallel_for(M, nthreads, rows_range, jobs);
+    for (int32_t i = 0; i < T; i++) if (jobs[i].simd < 0) st = NS_ERR_ARG;
+    free(jobs);
     return st;
 }

@@ -9,12 +9,12 @@
  * Operands arrive decoded as sign / normalized magnitude / exponent, so a product is one integer
  * multiply and its exponent one add. The exact reference is numsim/reference/h100.py. */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "ns_formats.h"
 #include "ns_hw.h"
 #include "ns_internal.h"
+#include "ns_threads.h"
 
 /* Exponent given to zero / non-finite operands: far below any real product exponent, so a zero
  * product never sets emax and its shift is clamped to "all bits dropped". */
@@ -699,26 +699,25 @@ static void *imma_rows(void *arg) {
     return NULL;
 }
 
-/* Run fn over row ranges of `base` in nthreads threads (the calling thread takes the first range). */
+/* Run fn over row ranges of `base` (ns_parallel_for: the calling thread takes the first range). */
+typedef struct hw_rows {
+    void *(*fn)(void *);
+    hw_job jobs[NS_MAX_THREADS];
+} hw_rows;
+
+static void hw_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    hw_rows *r = (hw_rows *)ctx;
+    r->jobs[t].row0 = lo; r->jobs[t].row1 = hi;
+    r->fn(&r->jobs[t]);
+}
+
 static int32_t run_rows(void *(*fn)(void *), const hw_job *base, int64_t M, int32_t nthreads) {
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > 256) nthreads = 256;
-    if (M < nthreads) nthreads = M > 0 ? (int32_t)M : 1;
-    hw_job jobs[256];
-    pthread_t th[256];
-    int started[256];
-    for (int32_t t = 0; t < nthreads; t++) {
-        jobs[t] = *base;
-        jobs[t].row0 = M * t / nthreads;
-        jobs[t].row1 = M * (t + 1) / nthreads;
-        started[t] = 0;
-    }
-    for (int32_t t = 1; t < nthreads; t++) started[t] = pthread_create(&th[t], NULL, fn, &jobs[t]) == 0;
-    fn(&jobs[0]);
-    for (int32_t t = 1; t < nthreads; t++) {
-        if (started[t]) pthread_join(th[t], NULL);
-        else fn(&jobs[t]);                             /* no thread: do its rows here */
-    }
+    hw_rows *r = (hw_rows *)malloc(sizeof *r);
+    if (!r) return NS_ERR_ARG;
+    r->fn = fn;
+    for (int32_t t = 0; t < ns_thread_count(nthreads, M); t++) r->jobs[t] = *base;
+    ns_parallel_for(M, nthreads, hw_range, r);
+    free(r);
     return NS_OK;
 }
 

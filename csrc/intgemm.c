@@ -20,10 +20,10 @@
  * group); AVX2 and C: PW 8, KG 2, int16 lanes (32 bytes). a is converted a chunk of MC rows at a time
  * into lanes with the same k grouping; a register tile is MR rows x two panels. Threads split the
  * output over rows (the GIL is released by cffi). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "numsim.h"
+#include "ns_threads.h"
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define NS_HAVE_X86 1
@@ -439,21 +439,12 @@ static void *rows_task(void *arg) {
     return NULL;
 }
 
-/* Runs fn over n tasks on n threads (the calling thread takes task 0; a thread that cannot be
- * created runs its task here: same bits). */
-static void run_tasks(void *(*fn)(void *), task *tasks, int32_t n) {
-    pthread_t *tids = (pthread_t *)calloc((size_t)n, sizeof(pthread_t));
-    char *joined = (char *)calloc((size_t)n, 1);
-    for (int32_t i = 1; i < n; i++) {
-        if (tids && joined && pthread_create(&tids[i], NULL, fn, &tasks[i]) == 0) joined[i] = 1;
-        else fn(&tasks[i]);
-    }
-    fn(&tasks[0]);
-    for (int32_t i = 1; i < n; i++) if (joined && joined[i]) pthread_join(tids[i], NULL);
-    free(tids); free(joined);
+static void rows_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    task *tk = (task *)ctx + t;
+    tk->lo = lo; tk->hi = hi;
+    rows_task(tk);
 }
 
-/* Whether each 8-bit code's lane byte is code + off (mod 256): value == code (mod 256). */
 static int byte_add_ok(const int32_t *val, int32_t off) {
     for (int i = 0; i < 256; i++)
         if ((((int64_t)val[i] + off) & 0xFF) != ((i + (int64_t)off) & 0xFF)) return 0;
@@ -517,10 +508,9 @@ int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, con
     const size_t bp_bytes = (size_t)(p.Kg * p.kg) * (size_t)p.Np * (level == 2 ? 1 : 2);
     p.bp = aligned_alloc(64, (bp_bytes + 63) / 64 * 64);
     p.col_corr = (uint32_t *)malloc((size_t)p.Np * sizeof(uint32_t));
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > 64) nthreads = 64;
-    task *tasks = (task *)calloc((size_t)nthreads, sizeof(task));
-    int32_t st = NS_OK, nrow;
+    const int32_t nrow = ns_thread_count(nthreads, M);
+    task *tasks = (task *)calloc((size_t)nrow, sizeof(task));
+    int32_t st = NS_OK;
     if (!p.bp || !p.col_corr || !tasks) { st = NS_ERR_ARG; goto done; }
 
     /* packing is O(K N) against the O(M K N) product (0.03 ms at 512^2 with VNNI): one thread,
@@ -528,11 +518,8 @@ int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, con
     tasks[0].p = &p; tasks[0].lo = 0; tasks[0].hi = p.Np / p.tile;
     pack_task(&tasks[0]);
 
-    nrow = nthreads < M ? nthreads : (int32_t)M;
-    for (int32_t i = 0; i < nrow; i++) {
-        tasks[i].p = &p; tasks[i].lo = M * i / nrow; tasks[i].hi = M * (i + 1) / nrow; tasks[i].status = NS_OK;
-    }
-    run_tasks(rows_task, tasks, nrow);
+    for (int32_t i = 0; i < nrow; i++) { tasks[i].p = &p; tasks[i].status = NS_OK; }
+    ns_parallel_for(M, nthreads, rows_range, tasks);
     for (int32_t i = 0; i < nrow; i++) if (tasks[i].status) st = tasks[i].status;
 done:
     free(p.bp); free(p.col_corr); free(tasks);

@@ -21,10 +21,10 @@
  *    double's, so subnormal targets are covered too. Nothing is double-rounded in any mode.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include "numsim.h"
 #include "ns_internal.h"
+#include "ns_threads.h"
 
 /* ---- integer registers -------------------------------------------------------------------- */
 
@@ -542,33 +542,29 @@ static void *gemm_rows(void *arg) {
     return NULL;
 }
 
+static void gemm_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    gemm_job *j = (gemm_job *)ctx + t;
+    j->row0 = lo; j->row1 = hi;
+    gemm_rows(j);
+}
+
 int32_t ns_unit_gemm(const ns_unit *u, const uint32_t *a, const uint32_t *bt, int64_t M, int64_t K, int64_t N,
                      const int32_t *shift, const uint32_t *c, uint32_t *acc_out, int32_t nthreads,
                      int64_t *events, int64_t *err_index, int64_t *err_step, int64_t *err_k) {
     if (M < 0 || K < 0 || N < 0 || (u->kind == NS_UNIT_SAMPLE_SHIFT && K > 0 && !shift)) return NS_ERR_UNIT_ARG;
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > 64) nthreads = 64;
-    if (nthreads > M) nthreads = M > 0 ? (int32_t)M : 1;
-    gemm_job jobs[64];
-    pthread_t tid[64];
-    int started[64] = {0};
-    for (int t = 0; t < nthreads; t++) {
+    gemm_job jobs[NS_MAX_THREADS];
+    const int32_t T = ns_thread_count(nthreads, M);
+    for (int t = 0; t < T; t++) {
         gemm_job *j = &jobs[t];
         memset(j, 0, sizeof *j);
         j->u = u; j->a = a; j->bt = bt; j->c = c; j->shift = shift; j->out = acc_out; j->K = K; j->N = N;
-        j->row0 = M * t / nthreads; j->row1 = M * (t + 1) / nthreads;
     }
-    for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&tid[t], NULL, gemm_rows, &jobs[t]) == 0;
-    gemm_rows(&jobs[0]);
-    for (int t = 1; t < nthreads; t++) {
-        if (started[t]) pthread_join(tid[t], NULL);
-        else gemm_rows(&jobs[t]);                     /* no thread available: run the rows here */
-    }
+    ns_parallel_for(M, nthreads, gemm_range, jobs);
     int32_t status = NS_OK;
     *events = 0;
-    for (int t = 0; t < nthreads; t++) {
+    for (int t = 0; t < T; t++) {
         *events += jobs[t].events;
-        if (jobs[t].status && status == NS_OK) {     /* blocks are in row order: the first failing block */
+        if (jobs[t].status && status == NS_OK) {     /* ranges are in row order: the first failing range */
             status = jobs[t].status;
             *err_index = jobs[t].err_index; *err_step = jobs[t].err_step; *err_k = jobs[t].err_k;
         }
