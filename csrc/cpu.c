@@ -80,3 +80,15 @@ uint32_t ns_cpu_usable(void) {
     if (getenv("NUMSIM_NO_VNNI")) f &= ~(uint32_t)(NS_CPU_AVX512_VNNI | NS_CPU_AVX_VNNI);
     return f;
 }
+
+int32_t ns_level_fastgemm(uint32_t f) {
+    if (ns_cpu_has(f, NS_CPU_AVX512F)) return 2;
+    return ns_cpu_has(f, NS_CPU_AVX2 | NS_CPU_FMA) ? 1 : 0;
+}
+int32_t ns_level_int8_gemm(uint32_t f) {
+    if (ns_cpu_has(f, NS_CPU_AVX512_BASE | NS_CPU_AVX512_VNNI)) return 2;
+    return ns_cpu_has(f, NS_CPU_AVX2) ? 1 : 0;
+}
+int32_t ns_level_fused_gemm(uint32_t f) { return ns_cpu_has(f, NS_CPU_AVX512F) ? 2 : 0; }
+int32_t ns_level_encode_f32(uint32_t f) { return ns_cpu_has(f, NS_CPU_AVX2) ? 1 : 0; }
+int32_t ns_level_f16c(uint32_t f) { return ns_cpu_has(f, NS_CPU_F16C) ? 1 : 0; }

@@ -23,6 +23,20 @@ uint32_t ns_cpu_features(void);
 uint32_t ns_cpu_usable(void);
 /* CDEF END */
 
+/* Per-ISA files (csrc/<op>_<isa>.c) hold code only on x86 with GCC or clang; elsewhere they are empty
+ * and every op runs its portable C. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define NS_X86 1
+#endif
+
+/* The one dispatch rule: each op's best level under the features f (ns_cpu_usable() for the automatic
+ * choice, ns_cpu_features() to check an explicit request). 0 is always the portable C. */
+int32_t ns_level_fastgemm(uint32_t f);    /* 2 AVX-512F, 1 AVX2 + FMA */
+int32_t ns_level_int8_gemm(uint32_t f);   /* 2 AVX-512 VNNI (F, BW, VL, VNNI), 1 AVX2 */
+int32_t ns_level_fused_gemm(uint32_t f);  /* 2 AVX-512F */
+int32_t ns_level_encode_f32(uint32_t f);  /* 1 AVX2 */
+int32_t ns_level_f16c(uint32_t f);        /* 1 F16C (with AVX) */
+
 #define NS_CPU_AVX512_BASE (NS_CPU_AVX512F | NS_CPU_AVX512BW | NS_CPU_AVX512VL)
 /* Every bit of `need` is set in `have`. */
 static inline int ns_cpu_has(uint32_t have, uint32_t need) { return (have & need) == need; }
