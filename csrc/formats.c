@@ -7,6 +7,7 @@
 #include <math.h>
 #include "numsim.h"
 #include "ns_internal.h"
+#include "encode_f32_isa.h"
 
 static inline uint32_t random_bits(uint64_t seed, uint64_t index, int32_t nbits) {
     return ns_rng_bits(ns_seed_key(seed), index, nbits);
@@ -318,7 +319,6 @@ int32_t ns_encode_f64(const double *x, size_t n, const ns_format *f, const ns_en
     return encode_any(x, 0, n, f, o, codes, code_bytes, err_index);
 }
 
-int ns_encode_fp16_f32_fast(const float *x, size_t n, uint16_t *codes); /* simd.c */
 int ns_encode_f32_kernel(const float *x, size_t n, const ns_format *f, const ns_encode_opts *o,
                          void *codes, int32_t code_bytes);      /* encode_f32.c */
 
@@ -331,7 +331,12 @@ static int is_plain_fp16(const ns_format *f, const ns_encode_opts *o) {
 int32_t ns_encode_f32(const float *x, size_t n, const ns_format *f, const ns_encode_opts *o,
                       void *codes, int32_t code_bytes, int64_t *err_index) {
     /* IEEE binary16 round-to-nearest-even with overflow to inf is exactly what F16C computes. */
-    if (code_bytes == 2 && is_plain_fp16(f, o) && ns_encode_fp16_f32_fast(x, n, (uint16_t *)codes)) return NS_OK;
+#ifdef NS_X86
+    if (code_bytes == 2 && is_plain_fp16(f, o) && ns_level_f16c(ns_cpu_usable()) >= 1) {
+        ns_encode_f32_fp16_f16c(x, n, (uint16_t *)codes);
+        return NS_OK;
+    }
+#endif
     if (ns_encode_f32_kernel(x, n, f, o, codes, code_bytes)) return NS_OK;
     return encode_any(x, 1, n, f, o, codes, code_bytes, err_index);
 }

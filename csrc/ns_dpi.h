@@ -7,7 +7,7 @@
  *     #define NS_DPI_IMPLEMENTATION
  *     #include "ns_dpi.h"
  *
- * and is compiled together with csrc/formats.c, csrc/units.c, csrc/simd.c (-lm -lpthread).
+ * and is compiled together with every C file of csrc/ (-lm -lpthread).
  * Verilator compiles DPI sources as C++: the declarations are extern "C".
  *
  * Codes: INT4 operands are their two's complement values (-8..7) or 4-bit codes (only the low
