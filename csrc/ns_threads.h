@@ -11,13 +11,14 @@
 extern "C" {
 #endif
 
-enum { NS_MAX_THREADS = 64 };
+/* CDEF BEGIN */
+enum ns_thread_cap { NS_MAX_THREADS = 64 };
+/* T of the cap rule above. */
+int32_t ns_thread_count(int32_t nthreads, int64_t n);
+/* CDEF END */
 
 /* fn(ctx, t, lo, hi) of range t. */
 typedef void (*ns_range_fn)(void *ctx, int32_t t, int64_t lo, int64_t hi);
-
-/* T of the cap rule above. */
-int32_t ns_thread_count(int32_t nthreads, int64_t n);
 /* Runs fn over the T ranges of [0, n): the calling thread takes range 0, a thread each the others
  * (a range whose thread cannot be created runs on the calling thread: same bits). Returns T. */
 int32_t ns_parallel_for(int64_t n, int32_t nthreads, ns_range_fn fn, void *ctx);

@@ -85,3 +85,27 @@ def test_cpu_features_are_stable_and_usable_is_a_subset(monkeypatch):
     monkeypatch.delenv("NUMSIM_NO_SIMD")
     monkeypatch.setenv("NUMSIM_NO_AVX512", "1")
     assert lib.ns_cpu_usable() & (lib.NS_CPU_AVX512F | lib.NS_CPU_AMX_TILE) == 0
+
+
+def test_thread_cap_rule():
+    cap = lib.NS_MAX_THREADS
+    assert [lib.ns_thread_count(t, 100) for t in (-3, 0, 1, 7, cap, cap + 1, 10**6)] == [1, 1, 1, 7, cap, cap, cap]
+    assert lib.ns_thread_count(8, 3) == 3 and lib.ns_thread_count(8, 0) == 1 and lib.ns_thread_count(8, -1) == 1
+
+
+@pytest.mark.parametrize("name", ["int4_int32", "int4_fp4r4_fp16", "h100_hmma_f16"])
+def test_thread_count_never_changes_bits(name, rng):
+    import numpy as np
+    from numsim.formats import get_format
+    from numsim.units import get_unit
+    u = get_unit(name)
+
+    def codes(fmt, shape):                      # finite codes (NaN / inf of float formats replaced by 0)
+        f = get_format(fmt)
+        c = rng.integers(0, 2**f.bits, shape, dtype=np.int64).astype(f.dtype)
+        from numsim.codec import decode
+        return np.where(np.isfinite(decode(c, f)), c, 0).astype(f.dtype)
+    a, b = codes(u.a_fmt, (70, 24)), codes(u.b_fmt, (24, 9))
+    want = u.gemm_codes(a, b, nthreads=1).codes
+    for t in (2, 3, 7, 64):
+        assert np.array_equal(u.gemm_codes(a, b, nthreads=t).codes, want)
