@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include "ns_cpu.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef NS_X86
 #include <cpuid.h>
 #if defined(__linux__)
 #include <sys/syscall.h>

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
+#if defined(NS_X86) && defined(__GNUC__) && !defined(__clang__)
 #define NS_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define NS_CLONES

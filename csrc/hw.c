@@ -267,7 +267,7 @@ uint32_t ns_hw_fused_output(const hw_job *j, const ns_format *inner, const ns_en
     return fused_output(j, inner, opts, i, n);
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(NUMSIM_NO_CLONES)
+#if defined(__GNUC__) && !defined(__clang__) && defined(NS_X86) && !defined(NUMSIM_NO_CLONES)
 /* AVX2 has per-lane variable shifts (the alignment shifter); picked at load time when present. */
 __attribute__((target_clones("avx2", "default")))
 #endif
@@ -360,7 +360,7 @@ int32_t ns_fused_simd_path(const ns_fused_unit *u, int32_t has_c, int32_t exp_lo
     return hw_f32_products_ok(u, exp_lo <= exp_hi ? exp_lo : 0, exp_lo <= exp_hi ? exp_hi : 0) ? 2 : 1;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(NUMSIM_NO_CLONES)
+#if defined(__GNUC__) && !defined(__clang__) && defined(NS_X86) && !defined(NUMSIM_NO_CLONES)
 __attribute__((target_clones("avx2", "default")))
 #endif
 static void *imma_rows(void *arg) {

@@ -176,6 +176,7 @@ static void *rows_task(void *arg) {
     const int64_t pstride = p->Kg * p->pw * p->kg;      /* lanes between panels */
     const uint32_t mask = p->acc_bits >= 32 ? 0xFFFFFFFFu : (1u << p->acc_bits) - 1;
     const uint32_t sign = p->acc_bits >= 32 ? 0 : 1u << (p->acc_bits - 1);
+    (void)mask; (void)sign;                             /* read by the VNNI tiles only */
     void *abuf = malloc((size_t)(MC * lda * bytes));
     uint32_t *row_corr = (uint32_t *)malloc(MC * sizeof(uint32_t));
     if (!abuf || !row_corr) { free(abuf); free(row_corr); t->status = NS_ERR_ARG; return NULL; }

@@ -23,9 +23,11 @@ uint32_t ns_cpu_features(void);
 uint32_t ns_cpu_usable(void);
 /* CDEF END */
 
-/* Per-ISA files (csrc/<op>_<isa>.c) hold code only on x86 with GCC or clang; elsewhere they are empty
+/* Per-ISA files (csrc/<op>_<isa>.c) hold code only on x86 with GCC or clang; elsewhere (or built with
+ * -DNS_PORTABLE_ONLY, NUMSIM_PORTABLE_ONLY=1 in build_kernels.py) they are empty, ns_cpu_features() is 0
  * and every op runs its portable C. */
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(NS_PORTABLE_ONLY)
 #define NS_X86 1
 #endif
 
