@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "ns_cpu.h"
+#include "ns_formats.h"
 
 /* Constants of one call, resolved from the format and the options. */
 typedef struct f32k {
@@ -20,6 +21,11 @@ typedef struct f32k {
     uint32_t int_mask;
     int int_wrap;
 } f32k;
+
+/* The float32 encode kernels' entry (encode_f32.c), called by ns_encode_f32 (formats.c): 1 when it encoded
+ * all of x, 0 when the format, the policy or an element needs the generic path. */
+int ns_encode_f32_kernel(const float *x, size_t n, const ns_format *f, const ns_encode_opts *o,
+                         void *codes, int32_t code_bytes);
 
 /* AVX2, deterministic modes: radix-2 floats, radix-4 floats, integers of <= 16 bits. Each encodes a
  * prefix of x eight at a time and returns its length; *flag_out = 1 when an element needs the generic

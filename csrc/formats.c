@@ -319,10 +319,7 @@ int32_t ns_encode_f64(const double *x, size_t n, const ns_format *f, const ns_en
     return encode_any(x, 0, n, f, o, codes, code_bytes, err_index);
 }
 
-int ns_encode_f32_kernel(const float *x, size_t n, const ns_format *f, const ns_encode_opts *o,
-                         void *codes, int32_t code_bytes);      /* encode_f32.c */
-
-static int is_plain_fp16(const ns_format *f, const ns_encode_opts *o) {
+static inline int is_plain_fp16(const ns_format *f, const ns_encode_opts *o) {
     return f->kind == NS_KIND_FLOAT && f->radix_log2 == 1 && f->exp_bits == 5 && f->man_bits == 10 &&
            f->bias == 15 && f->subnormals && f->specials == NS_SPECIALS_IEEE &&
            o->rounding == NS_ROUND_NEAREST_EVEN && o->overflow == NS_OVF_TO_INF && o->underflow == NS_UNF_ROUND;

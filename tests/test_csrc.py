@@ -37,6 +37,16 @@ def test_source_compiles_as_c11(src, tmp_path):
     _compile("gcc", ["-std=c11"], src, tmp_path)
 
 
+@needs_csrc
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_portable_only_build_compiles():
+    """-DNS_PORTABLE_ONLY: what a non-x86 compiler sees (no per-ISA code); nothing may be left unused."""
+    for src in SOURCES:
+        r = subprocess.run(["gcc", "-std=c11", "-Wall", "-Werror", "-DNS_PORTABLE_ONLY", "-fsyntax-only", "-I", CSRC,
+                            src], capture_output=True, text=True)
+        assert r.returncode == 0, f"{os.path.basename(src)}:\n{r.stderr}"
+
+
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_dpi_header_implementation_compiles_as_cxx(tmp_path):
     src = tmp_path / "dpi.cpp"
