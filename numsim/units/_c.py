@@ -1,7 +1,8 @@
 """The C glue every unit shares: enum tables, parameter checks, operand / context conversion, the
 C unit descriptor, the MAC-level kernel calls and status -> NumsimError.
 
-The enum tables are the one Python copy of csrc's enums (to be read from the built library)."""
+The enum tables are read from the built library (numsim._abi); the tuples below are the subsets each
+accumulator kind allows."""
 from __future__ import annotations
 
 import functools
@@ -9,16 +10,18 @@ from functools import cached_property
 
 import numpy as np
 
+from .. import _abi
 from .._ffi import cptr, ffi, lib
 from ..codec import c_format, check_codes, decode
 from ..errors import NumsimError, bad
 from ..formats import get_format
 from .base import DotResult, GemmResult, Unit, acc_code, acc_codes, threads
 
-# ---- enum tables (csrc/numsim.h, csrc/ns_hw.h) ------------------------------------------------------
-ORDERS = {"sequential": 0, "chunked": 1, "pairwise": 2}
-ODD_UNDERFLOW = {"flush": 0, "exact": 1, "clamp": 2}
-FUSED_ROUNDING = {"nearest_even": 0, "toward_zero": 2}     # ns_fused_unit.sum_rounding
+# ---- enum tables (the C enums, read from the built library) -----------------------------------------
+ORDERS = _abi.ORDER
+ODD_UNDERFLOW = _abi.ODD_UNDERFLOW
+# the fused adder rounds its sum one of two ways (ns_fused_unit.sum_rounding)
+FUSED_ROUNDING = {k: _abi.ROUNDING[k] for k in ("nearest_even", "toward_zero")}
 INT_OVERFLOW = ("wrap", "saturate", "error")
 FLOAT_OVERFLOW = ("to_inf", "saturate", "error")
 DETERMINISTIC_ROUNDING = ("nearest_even", "nearest_away", "toward_zero", "toward_neg", "toward_pos")
@@ -103,10 +106,10 @@ def initial_acc(unit, c, M, N):
 
 def raise_status(unit, st, where_output, step, k):
     """A C status as the NumsimError that names what overflowed (or the status)."""
-    what = {1: f"accumulator ({unit.acc_fmt}, acc_overflow='error')",
-            6: f"{getattr(unit, 'widen_bits', '?')}-bit widening (widen_overflow='error')",
-            7: "per-sample left shift (shift_overflow='error')",
-            9: f"{getattr(unit, 'inner_bits', '?')}-bit inner adder (inner_overflow='error')"}.get(st)
+    what = {lib.NS_ERR_OVERFLOW: f"accumulator ({unit.acc_fmt}, acc_overflow='error')",
+            lib.NS_ERR_WIDEN_OVERFLOW: f"{getattr(unit, 'widen_bits', '?')}-bit widening (widen_overflow='error')",
+            lib.NS_ERR_SHIFT_OVERFLOW: "per-sample left shift (shift_overflow='error')",
+            lib.NS_ERR_INNER_OVERFLOW: f"{getattr(unit, 'inner_bits', '?')}-bit inner adder (inner_overflow='error')"}.get(st)
     if what is None:
         raise NumsimError(f"unit {unit.name}: kernel failed with status {st}")
     raise NumsimError(f"overflow: the {what} overflowed at output {where_output}, reduction step {step} (k={k})")
