@@ -184,16 +184,11 @@ def _initial_accumulator(c, unit, shape):
 
 
 def _run_unit(unit, a2, b2, c2, nthreads, ctx):
-    """A proven fast path where one applies (numsim.fastpath), else the unit's MAC-level path."""
-    from . import fastpath
+    """The unit's GEMM through the kernel numsim.kernels.select picks (c2: accumulator codes)."""
+    from .kernels import gemm
 
-    a2 = np.ascontiguousarray(a2)
-    b2 = np.ascontiguousarray(b2)
-    c2 = None if c2 is None else np.ascontiguousarray(c2)
-    res = fastpath.gemm(unit, a2, b2, c2, ctx, nthreads)
-    if res is None:
-        res = unit.gemm_codes(a2, b2, c2, nthreads=nthreads, **ctx)
-    return res
+    return gemm(unit, np.ascontiguousarray(a2), np.ascontiguousarray(b2),
+                c=None if c2 is None else np.ascontiguousarray(c2), nthreads=nthreads, ctx=ctx)
 
 
 def matmul(a, b, unit, c=None, nthreads=None) -> MatmulResult:
@@ -372,6 +367,7 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
         ctx_g.append(ctx)
     per_image = oh * ow * k * x_codes.dtype.itemsize
     chunk = max(1, int(max_patch_bytes // max(per_image, 1)))
+    used = []       # the kernel of every GEMM, as matmul's info["kernel"]
     for n0 in range(0, nb, chunk):
         n1 = min(nb, n0 + chunk)
         for g in range(groups):
@@ -383,6 +379,7 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
             if c_codes is not None:
                 c2 = c_codes[n0:n1, g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(-1, og)
             res = _run_unit(unit, a2, b2, c2, nthreads, ctx_g[g])
+            used.append(res.info.get("kernel"))
             codes[n0:n1, g * og:(g + 1) * og] = res.codes.reshape(n1 - n0, oh, ow, og).transpose(0, 3, 1, 2)
             overflow += int(res.overflow_count)
             if res.out_codes is not None:
@@ -395,7 +392,7 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
     values = acc_values * scale
     return MatmulResult(codes=_back(codes, mod), values=_back(values, mod), acc_values=_back(acc_values, mod),
                         scale=scale, overflow_count=overflow, out_codes=_back(out_codes, mod),
-                        out_fmt=getattr(unit, "out_fmt", None), unit=unit)
+                                                out_fmt=getattr(unit, "out_fmt", None), unit=unit, info={"kernel": used})
 
 
 # ---- conv2d's backward as GEMMs --------------------------------------------------------------------

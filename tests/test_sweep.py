@@ -15,7 +15,7 @@ from numsim.sweep.metrics import error_sums, metrics_from_sums, pool_sums
 def _spec(**over):
     spec = {
         "sweep": {"name": "small", "unit": "fp8_fp16", "seed": 3},
-        "fixed": {"a_fmt": "int4", "b_fmt": "fp4r4", "fused_n": 4, "order": "chunked"},
+        "fixed": {"a_fmt": "int4", "b_fmt": "fp4r4", "k_step": 4, "order": "chunked"},
         "grid": {"acc_fmt": {"man_bits": [5, 8, 10]}, "chunk": [8, 128]},
         "quant": {"b": {"rounding": "stochastic"}},
         "workload": [{"kind": "random", "name": "gauss", "m": 8, "k": 300, "n": 6},

@@ -111,7 +111,7 @@ def replay_recording(path, unit=None, max_tiles_per_family=None):
         if chosen is not None:
             if u.a_fmt.name != g["fmt"]:
                 continue
-            if isinstance(u, IntMMAUnit) and u.overflow != g["variant"]:
+            if isinstance(u, IntMMAUnit) and u.acc_overflow != g["variant"]:
                 continue
         A, B, C, D, fam = g["A"], g["B"], g["C"], g["D"], g["family"]
         T = A.shape[0]

@@ -159,7 +159,7 @@ def check_fused_int4_fp4(n=200_000, modes=("nearest_even",), seed=3):
 
 def check_odd_phase_trick():
     """The exponent trick on every FP16 code, against the field arithmetic in numpy, every policy."""
-    from ..mac import odd_phase_trick
+    from ..units.float_mac import odd_phase_trick
 
     c = ALL_CODES
     field = (c >> 10) & 0x1F
