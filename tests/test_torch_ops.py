@@ -410,3 +410,25 @@ def test_deepcopy_of_a_converted_model_tracks_its_own_modules():
         paths = {r["path"] for r in model.numsim_report.rows}
         assert paths == {"1.self_attn", "1.linear1", "1.linear2", "2"}
         assert all(r["calls"] == 1 for r in model.numsim_report.rows if r["role"] in ("weight", "act_act"))
+
+
+@pytest.mark.parametrize("kw", [{"kdim": 6, "vdim": 5}, {"bias": False, "add_bias_kv": True, "add_zero_attn": True}])
+def test_multihead_attention_variants_and_full_transformer(kw):
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(8, 2, **kw)
+    q = torch.randn(4, 2, 8, requires_grad=True)
+    k, v = torch.randn(3, 2, kw.get("kdim", 8)), torch.randn(3, 2, kw.get("vdim", 8))
+    kpm = torch.tensor([[False, False, True], [False, False, False]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with nt.simulate(mha, "ops_int8") as rep:
+            y, _ = mha(q, k, v, key_padding_mask=kpm)
+        y.sum().backward()
+    assert not rep.unsimulated() and torch.isfinite(q.grad).all()
+    tr = torch.nn.Transformer(8, 2, 1, 1, 16, dropout=0.0, batch_first=True)   # decoder cross-attention
+    with nt.simulate(tr, "ops_int8") as rep:
+        out = tr(torch.randn(2, 5, 8), torch.randn(2, 4, 8), tgt_mask=tr.generate_square_subsequent_mask(4),
+                 tgt_is_causal=True)
+    out.sum().backward()
+    assert not rep.unsimulated()
+    assert {"encoder.layers.0.self_attn", "decoder.layers.0.multihead_attn"} <= {r["path"] for r in rep.rows}
