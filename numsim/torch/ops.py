@@ -174,6 +174,7 @@ def _lib():
 @functools.lru_cache(maxsize=1)
 def _lib_cached():
     torch = _torch()
+    from torch.autograd.function import once_differentiable
 
     class NumsimGemmFunction(torch.autograd.Function):
         """a (M, K) or (B, M, K) @ b (K, N) or (B, K, N) through numsim, per the site's specs:
@@ -192,6 +193,7 @@ def _lib_cached():
             return _to_torch(y, a.dtype)
 
         @staticmethod
+        @once_differentiable      # numsim's backward GEMMs are not differentiable: double backward raises
         def backward(ctx, gy):
             a, b = ctx.saved_tensors
             site, mode = ctx.site, ctx.mode
@@ -238,6 +240,7 @@ def _lib_cached():
             return _to_torch(y, x.dtype)
 
         @staticmethod
+        @once_differentiable      # numsim's backward GEMMs are not differentiable: double backward raises
         def backward(ctx, gy):
             x, w = ctx.saved_tensors
             site, mode, geom = ctx.site, ctx.mode, ctx.geom
