@@ -16,6 +16,7 @@ Environment (for tests and benchmarks):
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from dataclasses import dataclass
@@ -72,11 +73,17 @@ def get_kernel(name) -> Kernel:
 
 def cpu_levels() -> frozenset:
     """The ISA levels usable here: the C library's CPU-feature query (cpuid, xgetbv, Linux's AMX
-    permission) capped by NUMSIM_LEVEL. Not cached: tests set NUMSIM_LEVEL."""
+    permission) capped by NUMSIM_LEVEL (read at every call: tests set it; the answer per value is cached,
+    the features being fixed for the process)."""
+    _level_cap()     # an unknown NUMSIM_LEVEL is a NumsimError, not a silent cap
+    return _levels_under(os.environ.get("NUMSIM_LEVEL") or "")
+
+
+@functools.lru_cache(maxsize=None)
+def _levels_under(cap: str) -> frozenset:
     from .. import _abi
     from .._ffi import lib
 
-    _level_cap()     # an unknown NUMSIM_LEVEL is a NumsimError, not a silent cap
     usable = int(lib.ns_cpu_usable())
     have = {"python", "portable"}
     for level, feats in _LEVEL_FEATURES.items():
