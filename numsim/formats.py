@@ -90,6 +90,10 @@ class IntFormat:
             return Fraction(code - 2**self.bits)
         return Fraction(code)
 
+    def with_phase(self, phase) -> "IntFormat":
+        """Integer formats have no TPR phase: always a NumsimError (FloatFormat.with_phase has one)."""
+        raise bad("phase", f"a radix-4 float format (the TPR grid); {self} is an integer format", repr(phase))
+
     def describe(self) -> str:
         kind = "signed" if self.signed else "unsigned"
         sym = ", symmetric" if self.symmetric else ""

@@ -346,6 +346,13 @@ def plan_sweep(spec: dict) -> Plan:
     if "min_sqnr_db" in report and (not isinstance(report["min_sqnr_db"], (int, float))
                                     or isinstance(report["min_sqnr_db"], bool)):
         raise bad("report.min_sqnr_db", "a number (dB)", repr(report["min_sqnr_db"]))
+    if "metric" in report:
+        from .metrics import PLOT_COLUMNS
+
+        ms = report["metric"] if isinstance(report["metric"], list) else [report["metric"]]
+        for m in ms:
+            if m not in PLOT_COLUMNS:
+                raise bad("report.metric", f"columns among {', '.join(PLOT_COLUMNS)}", repr(m))
     for k in ("x", "series"):
         if k in report and report[k] not in keys:
             raise bad(f"report.{k}", f"one of the swept parameters {keys}", repr(report[k]))
