@@ -75,7 +75,7 @@ def main(argv=None):
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()
-            return EXIT_BAD_INPUT
+            raise _UsageError("a COMMAND is needed (see numsim --help)")
         rc = args.func(args)
         sys.stdout.flush()          # a closed pipe shows here, inside the handler, not at exit
         return 0 if rc is None else int(rc)

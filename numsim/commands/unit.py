@@ -45,6 +45,8 @@ def run(args):
             print(f"{n:26} {unit_doc(n)}")
         return 0
     unit = unit_with_settings(args.name, args.set)
+    if args.seed < 0:
+        raise bad("--seed", "a non-negative integer", args.seed)
     if not 1 <= args.length <= 64:
         raise bad("--length", "1..64", args.length)
     print(unit.describe())

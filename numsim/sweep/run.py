@@ -209,7 +209,10 @@ def run_sweep(spec, out_dir, scheduler=None, workers=None, progress=False, limit
     try:
         out = Path(out_dir)
         vdir = out / "variants"
-        vdir.mkdir(parents=True, exist_ok=True)
+        try:
+            vdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NumsimError(f"out_dir: cannot create {str(vdir)!r}: {e.strerror or e}") from None
         _write_json(out / "sweep.json", {k: v for k, v in spec.items() if not k.startswith("_")})
         done = {}
         for v in plan.variants:
