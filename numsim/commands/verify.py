@@ -75,8 +75,6 @@ def run(args):
 
     if args.mpfr < 0:
         raise bad("--mpfr", "a non-negative number of pairs", args.mpfr)
-    if args.max_chunks is not None and args.max_chunks < 1:
-        raise bad("--max-chunks", "a positive number of chunks", args.max_chunks)
     modes = verify.MODES if args.modes == "all" else check_modes([m.strip() for m in args.modes.split(",")], "--modes")
     total_bad = 0
     if args.sample:
