@@ -21,7 +21,14 @@ def run(args):
         raise bad("--max-tiles", "a positive int", args.max_tiles)
     if args.unit is not None:
         _check_declared_format(args.file, args.unit)
-    rows = replay_recording(args.file, unit=args.unit, max_tiles_per_family=args.max_tiles)
+    import zipfile
+
+    from ..errors import NumsimError
+
+    try:
+        rows = replay_recording(args.file, unit=args.unit, max_tiles_per_family=args.max_tiles)
+    except (zipfile.BadZipFile, EOFError) as e:     # a truncated .npz: numpy's zip reader raises these
+        raise NumsimError(f"recording: {args.file} is not a readable .npz file: {e}") from None
     print(f"{'group':10} {'unit':18} {'family':28} {'matched':>9} {'total':>9} {'rate':>8}  first miss (tile, m, n)")
     all_ok = all_n = 0
     for r in rows:

@@ -29,9 +29,11 @@ def load_spec(path) -> dict:
     if not p.is_file():
         raise bad("FILE", "a readable TOML sweep description", repr(str(path)))
     try:
-        spec = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
+        spec = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise NumsimError(f"FILE: {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise NumsimError(f"FILE: cannot read {path}: {e.strerror or e}") from None
     spec.setdefault("_base_dir", str(p.resolve().parent))
     return spec
 
