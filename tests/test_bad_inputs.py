@@ -639,3 +639,23 @@ def test_sweep_reports_are_atomic(tmp_path, monkeypatch):
         run_sweep(ok, tmp_path, scheduler="sync")
     assert (tmp_path / "results.csv").read_text() == before
     assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+
+
+def test_rtl_example_removes_its_work_dir(tmp_path, monkeypatch, capsys):
+    """issue 21: examples/rtl/run.py left its /tmp work directories behind."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("needs Icarus Verilog (iverilog)")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "rtl", "run.py")
+    spec = importlib.util.spec_from_file_location("numsim_rtl_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert mod.main(["vectors", "int4_int32", "--count", "20"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert os.listdir(tmp_path) == []
+    assert mod.main(["vectors", "int4_int32", "--count", "20", "--keep"]) == 0
+    assert [p for p in os.listdir(tmp_path) if p.startswith("numsim_rtl_")]
