@@ -513,13 +513,13 @@ def test_rtl_read_incomplete_manifest(tmp_path):
 
 # ---- suspicious results are never silent ----------------------------------------------------------
 
-FP8_SWEEP = {"sweep": {"name": "fp8", "unit": "fp8_fp16"}, "grid": {"chunk": [4, 8]},
+FP8_SWEEP = {"sweep": {"name": "fp8", "unit": "fp8_fp16"}, "grid": {"chunk": [4, 8]}, "quant": {"method": "max"},
              "workload": [{"kind": "random", "m": 8, "k": 8, "n": 8}]}
 
 
-def test_sweep_default_quantizer_overflow_is_flagged(tmp_path):
-    """issue 21: fp8_fp16 with quant.method = 'max' leaves most outputs inf: a warning with the count and a
-    hint, the rows flagged, the summary says so (never SQNR -inf in silence)."""
+def test_sweep_max_quantizer_overflow_is_flagged(tmp_path):
+    """issue 21: fp8_fp16 with quant.method = 'max' (the default before 'auto') leaves most outputs inf: a
+    warning with the count and a hint, the rows flagged, the summary says so (never SQNR -inf in silence)."""
     from numsim.sweep import run_sweep
 
     res = run_sweep(FP8_SWEEP, tmp_path, scheduler="sync")
@@ -528,7 +528,7 @@ def test_sweep_default_quantizer_overflow_is_flagged(tmp_path):
     assert "2 of 2 variants" in w and "43 of 64 outputs are inf/NaN" in w and "hint" in w and "quant.method" in w
     for r in res.rows:
         assert r["nonfinite"] > 0 and "nonfinite" in r["flag"] and r["sqnr_db"] == float("-inf")
-    assert "## Warnings" in (tmp_path / "summary.md").read_text()
+    assert "## Warnings" in (tmp_path / "summary.md").read_text() and "'auto'" in w
     assert ",flag," in (tmp_path / "results.csv").read_text().splitlines()[0]
     # a sweep whose outputs are all finite says nothing
     ok = dict(FP8_SWEEP, quant={"method": "fixed", "scale": 1.0})
@@ -538,7 +538,7 @@ def test_sweep_default_quantizer_overflow_is_flagged(tmp_path):
 
 def test_sweep_cli_warns_and_strict_fails(tmp_path, capsys):
     p = tmp_path / "s.toml"
-    p.write_text('[sweep]\nname = "fp8"\nunit = "fp8_fp16"\n[grid]\nchunk = [4, 8]\n'
+    p.write_text('[sweep]\nname = "fp8"\nunit = "fp8_fp16"\n[grid]\nchunk = [4, 8]\n[quant]\nmethod = "max"\n'
                  '[[workload]]\nkind = "random"\nm = 8\nk = 8\nn = 8\n')
     assert main(["sweep", str(p), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     err = capsys.readouterr().err
@@ -659,3 +659,43 @@ def test_rtl_example_removes_its_work_dir(tmp_path, monkeypatch, capsys):
     assert os.listdir(tmp_path) == []
     assert mod.main(["vectors", "int4_int32", "--count", "20", "--keep"]) == 0
     assert [p for p in os.listdir(tmp_path) if p.startswith("numsim_rtl_")]
+
+
+@FEW
+@given(st.sampled_from(["fp8_fp16", "fp16_fp32", "h100_mma_e4m3"]), st.integers(1, 2048),
+       st.sampled_from([("fp8_e4m3fn", "fp8_e4m3fn"), ("fp8_e5m2", "fp8_e5m2"), ("int4", "fp4r4"),
+                        ("fp16", "fp16"), ("int8", "fp8_e4m3fn")]))
+def test_auto_quantizer_bound_keeps_float_accumulator_finite(unit_name, K, fmts):
+    """quant.method = 'auto' (the sweep's default): the operands' largest magnitudes A, B satisfy
+    K*A*B*exp((K+1)*u) <= the accumulator's largest finite value (numsim.sweep.quantize.auto_top's bound)."""
+    import math
+
+    from numsim.formats import get_format
+    from numsim.sweep.quantize import auto_top
+
+    unit = get_unit(unit_name)
+    acc = get_format(unit.acc_fmt)
+    fa, fb = (get_format(f) for f in fmts)
+    A, B = auto_top(fa, fb, acc, K), auto_top(fb, fa, acc, K)
+    if fa.kind == "int":
+        A = float(max(-fa.min_value, fa.max_value))
+    if fb.kind == "int":
+        B = float(max(-fb.min_value, fb.max_value))
+    top = {f: float(max(-f.min_value, f.max_value)) if f.kind == "int" else f.max_finite for f in (fa, fb)}
+    assert A <= top[fa] and B <= top[fb]
+    u = 2.0 ** -(acc.man_bits + 1)
+    if fa.kind == "float" or fb.kind == "float":      # two integer operands keep 'max' (exact products)
+        assert K * A * B * math.exp((K + 1) * u) <= acc.max_finite
+
+
+def test_auto_quantizer_default_keeps_fp8_fp16_finite(tmp_path):
+    """issue 21: the default quantizer on fp8_fp16, M=64 K=576 N=64 (most outputs inf with 'max'): no inf, no
+    warning; 'max' stays available by name."""
+    from numsim.sweep import run_sweep
+
+    spec = {"sweep": {"unit": "fp8_fp16"}, "grid": {"chunk": [4, 64]},
+            "workload": [{"kind": "random", "m": 64, "k": 576, "n": 64}]}
+    res = run_sweep(spec, tmp_path, scheduler="sync")
+    assert res.warnings == [] and all(r["nonfinite"] == 0 and r["sqnr_db"] > 40 for r in res.rows)
+    res = run_sweep(dict(spec, quant={"method": "max"}), tmp_path / "max", scheduler="sync")
+    assert res.warnings and all(r["nonfinite"] > 0 for r in res.rows)

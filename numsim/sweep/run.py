@@ -72,7 +72,8 @@ def _run_variant(task, data):
                 ops[op] = QTensor(getattr(g, op), fmt, g.scale[op])
                 clipped[op] = 0
             else:
-                ops[op], clipped[op] = quantize_operand(getattr(g, op), fmt, task.quant[op], op, task.seed, gi)
+                ops[op], clipped[op] = quantize_operand(getattr(g, op), fmt, task.quant[op], op, task.seed, gi,
+                                                                    unit=unit)
         t0 = time.perf_counter()
         res = matmul(ops["a"], ops["b"], unit=unit, nthreads=task.nthreads)
         dt = time.perf_counter() - t0
@@ -135,8 +136,8 @@ def sweep_warnings(plan, rows):
             f"variant {worst['variant']} {_canon(params)} on GEMM {worst['gemm']}: {text}")
     if any(r.get("nonfinite") for r in flagged):
         line += ("; hint: the quantizer maps max|x| onto the operand format's largest value (quant.method = 'max'), "
-                 "so products and sums can exceed the accumulator's range: choose a larger step "
-                 "(quant.method = 'fixed' with quant.scale) or a wider accumulator")
+                 "so products and sums can exceed the accumulator's range: quant.method = 'auto' chooses "
+                 "steps that keep a float accumulator finite (docs/sweeps.md), or use a wider accumulator")
     return [line]
 
 

@@ -19,7 +19,7 @@ from .quantize import _external_quantizer, quantize_operand
 from .workloads import WorkloadData, load_workloads
 
 QUANT_KEYS = {"method", "rounding", "granularity", "percentile", "scale", "seed", "args"}
-QUANT_METHODS = ("max", "percentile", "pow2", "fixed", "codes")
+QUANT_METHODS = ("max", "auto", "percentile", "pow2", "fixed", "codes")
 GRANULARITIES = ("tensor", "channel", "reduction_pow2", "sample_shift")
 _TOP_SECTIONS = {"sweep", "fixed", "grid", "variants", "quant", "workload", "report"}
 
@@ -152,7 +152,7 @@ def _quant_defaults(spec):
             raise bad("quant", f"keys in {sorted(QUANT_KEYS)} or tables a / b", repr(k))
     out = {}
     for op in ("a", "b"):
-        d = {"method": "max", "rounding": "nearest_even", "granularity": "tensor", "percentile": 99.99,
+        d = {"method": "auto", "rounding": "nearest_even", "granularity": "tensor", "percentile": 99.99,
              "scale": 1.0, "seed": None, "args": {}}
         d.update(base)
         sub = q.get(op, {})
