@@ -35,9 +35,9 @@ def auto_top(fmt, other_fmt, acc_fmt, K):
     (as "max"), lowered for float operands into a float accumulator so that no output can be inf.
 
     Bound: with |a| <= A and |b| <= B (code values), every exact partial sum of a length-K reduction
-    is at most K*A*B in magnitude. Each rounding into the accumulator (unit roundoff u = 2^-(p+1),
-    p its mantissa bits; at most K+1 of them on any path, a rounded product included) scales a bound
-    by at most (1 + u), so every value the accumulator holds is at most K*A*B*exp((K+1)*u). The rule
+    is at most K*A*B in magnitude. Each rounding into the accumulator (u = 2^-p, p its mantissa
+    bits: one ulp relative, which covers every rounding mode, directed and stochastic included; at
+    most K+1 roundings on any path, a rounded product included) scales a bound by at most (1 + u), so every value the accumulator holds is at most K*A*B*exp((K+1)*u). The rule
     keeps that <= the accumulator's largest finite value (then an overflow past it cannot round to
     inf either): A*B <= T = max_finite / (K*exp((K+1)*u)). A float operand is scaled down to
     sqrt(T), or to T / (the other operand's largest value) when that one is an integer format or
@@ -51,7 +51,7 @@ def auto_top(fmt, other_fmt, acc_fmt, K):
     top = float(fmt.max_value) if fmt.kind == "int" else float(fmt.max_finite)
     if fmt.kind != "float" or acc.kind != "float" or K < 1:
         return top
-    u = 2.0 ** -(acc.man_bits + 1) if acc.radix == 2 else 0.5
+    u = 2.0 ** -acc.man_bits if acc.radix == 2 else 1.0     # one ulp, relative: any rounding mode
     T = acc.max_finite / (K * math.exp((K + 1) * u))
     if other.kind == "int":      # any code of it, the most negative included
         other_top = float(max(-other.min_value, other.max_value))
