@@ -37,12 +37,13 @@ def auto_top(fmt, other_fmt, acc_fmt, K):
     Bound: with |a| <= A and |b| <= B (code values), every exact partial sum of a length-K reduction
     is at most K*A*B in magnitude. Each rounding into the accumulator (u = 2^-p, p its mantissa
     bits: one ulp relative, which covers every rounding mode, directed and stochastic included; at
-    most K+1 roundings on any path, a rounded product included) scales a bound by at most (1 + u), so every value the accumulator holds is at most K*A*B*exp((K+1)*u). The rule
+    most K+1 roundings on any path, a product rounded to the accumulator's precision included) scales a bound by at most (1 + u), so every value the accumulator holds is at most K*A*B*exp((K+1)*u). The rule
     keeps that <= the accumulator's largest finite value (then an overflow past it cannot round to
     inf either): A*B <= T = max_finite / (K*exp((K+1)*u)). A float operand is scaled down to
     sqrt(T), or to T / (the other operand's largest value) when that one is an integer format or
     already smaller, rounded down to a power of two (so that encoding never rounds past it); float
-    grids are scale-invariant, so only values near the subnormal range lose bits. Integer operands,
+    grids are scale-invariant, so only small values reaching the format's lowest exponents lose bits
+    (a worst-case bound: on FP4 that is more than random data needs, so "max" stays the default). Integer operands,
     or an integer accumulator, keep the "max" mapping."""
     import math
 
