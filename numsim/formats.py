@@ -43,6 +43,9 @@ class IntFormat:
             raise bad("bits", "an integer", type(self.bits).__name__)
         if not 1 <= self.bits <= 32:
             raise bad("bits", "1..32", self.bits)
+        for key in ("signed", "symmetric"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise bad(key, "True or False", repr(getattr(self, key)))
         if self.symmetric and not self.signed:
             raise bad("symmetric", "False for an unsigned format", self.symmetric)
         if self.signed and self.bits < 2:
@@ -90,6 +93,10 @@ class IntFormat:
             return Fraction(code - 2**self.bits)
         return Fraction(code)
 
+    def with_phase(self, phase) -> "IntFormat":
+        """Integer formats have no TPR phase: always a NumsimError (FloatFormat.with_phase has one)."""
+        raise bad("phase", f"a radix-4 float format (the TPR grid); {self} is an integer format", repr(phase))
+
     def describe(self) -> str:
         kind = "signed" if self.signed else "unsigned"
         sym = ", symmetric" if self.symmetric else ""
@@ -125,10 +132,12 @@ class FloatFormat:
     name: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
-        for arg in ("exp_bits", "man_bits", "bias", "phase"):
+        for arg in ("exp_bits", "man_bits", "bias", "phase", "radix"):
             v = getattr(self, arg)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
                 raise bad(arg, "an integer", type(v).__name__)
+        if not isinstance(self.subnormals, (bool, np.bool_)):
+            raise bad("subnormals", "True or False", repr(self.subnormals))
         if not 1 <= self.exp_bits <= 10:
             raise bad("exp_bits", "1..10", self.exp_bits)
         if self.man_bits < 0:

@@ -4,6 +4,7 @@ GEMM chaining equals chained steps, and bad input raises NumsimError."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zlib
@@ -443,10 +444,16 @@ def test_cli_verify_hardware(tmp_path):
                        cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "7 random bit patterns" in r.stdout and "100.0000%" in r.stdout
-    # a wrong preset for the file: a clean mismatch report, non-zero exit
+    # a preset of another operand format than the file's name declares: refused before any replay (issue 21)
     r = subprocess.run([sys.executable, "-m", "numsim", "verify-hardware", "--unit", "h100_hmma_bf16",
                         os.path.join(SAMPLE, "tc_h100_f16_sample.npz")], capture_output=True, text=True, env=env,
                        cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "fp16" in r.stderr and "--unit" in r.stderr
+    # a file whose name declares no format: the unit decides how to read its bits; a wrong preset gives a
+    # clean mismatch report, non-zero exit
+    shutil.copy(os.path.join(SAMPLE, "tc_h100_f16_sample.npz"), tmp_path / "tc_recording.npz")
+    r = subprocess.run([sys.executable, "-m", "numsim", "verify-hardware", "--unit", "h100_hmma_bf16",
+                        str(tmp_path / "tc_recording.npz")], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 1 and "total:" in r.stdout
     p = tmp_path / "bad.npz"
     np.savez(p, X=np.zeros(2))

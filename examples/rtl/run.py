@@ -10,6 +10,7 @@ reads the verdict from the results XML. Needs Icarus Verilog (and cocotb >= 2.0 
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -36,10 +37,18 @@ def main(argv=None):
     p.add_argument("--count", type=int, default=5000, help="random vectors (vectors flow)")
     p.add_argument("--cycles", type=int, default=3000, help="random cycles (cocotb flow)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--work", default=None, help="build directory (default: a temporary one)")
+    p.add_argument("--work", default=None, help="build directory, kept (default: a temporary one, removed at exit)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary build directory (its path is printed)")
     args = p.parse_args(argv)
+    work = args.work or tempfile.mkdtemp(prefix="numsim_rtl_")
+    try:
+        return _run(args, work)
+    finally:
+        if args.work is None and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
+def _run(args, work):
     over, params = {}, {}
     if args.unit == "int4_int32":
         over = {"widen_overflow": "saturate", "acc_overflow": "saturate" if args.acc_sat else "wrap"}
@@ -47,7 +56,6 @@ def main(argv=None):
     elif args.odd:
         over, params = {"phase": "odd"}, {"ODD_PHASE": 1}
     rtl = [os.path.join(HERE, f) for f in SOURCES[args.unit][int(args.wrong)]]
-    work = args.work or tempfile.mkdtemp(prefix="numsim_rtl_")
     if args.flow == "vectors":
         vs = generate(get_unit(args.unit, **over), count=args.count, seed=args.seed)
         paths = write(vs, work)
@@ -62,7 +70,7 @@ def main(argv=None):
     for m in res.messages:
         print(m[:1000])
     print(f"{'PASS' if res.passed else 'FAIL'}: {args.flow} {args.unit}{' (wrong variant)' if args.wrong else ''}: "
-          f"{what} (work dir {work})")
+          f"{what}" + (f" (work dir {work})" if args.work or args.keep else ""))
     return 0 if res.passed else 1
 
 

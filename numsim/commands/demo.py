@@ -13,6 +13,7 @@ def register(sub):
     p.set_defaults(func=run)
 
 
+MAX_SIZE = 4096      # a 4096^3 GEMM per unit already takes minutes on the MAC-level kernels
 DEFAULT_UNITS = ["int4_int32", "int4_int32_requant", "int4_int32_sample_shift", "int4_fp4r4_fp16",
                  "int4_fp4r4_fp16:odd", "fp8_fp16", "fp16_fp32"]
 
@@ -49,11 +50,25 @@ def run(args):
 
     from ..codec import decode
     from ..gemm import matmul
+    from ..sweep.metrics import suspicious_counts, suspicious_text
     from ..units import get_unit
+    from ._warn import warn
+
+    from ..errors import bad
 
     n = args.size
+    if not 1 <= n <= MAX_SIZE:
+        raise bad("--size", f"an integer in [1, {MAX_SIZE}]", n)
+    if args.threads is not None and not 1 <= args.threads <= 64:
+        raise bad("--threads", "an integer in [1, 64]", args.threads)
+    if args.seed < 0:
+        raise bad("--seed", "a non-negative integer", args.seed)
     rng = np.random.default_rng(args.seed)
     names = args.units or DEFAULT_UNITS
+    units = {}
+    for name in names:      # every name checked before any timing run
+        base, _, phase = name.partition(":")
+        units[name] = get_unit(base, **({"phase": phase} if phase else {}))
     xf = rng.standard_normal((n, n)).astype(np.float32)
     xf @ xf
     t_np = float("inf")
@@ -69,7 +84,7 @@ def run(args):
     print("-" * len(head))
     for name in names:
         base, _, phase = name.partition(":")
-        unit = get_unit(base, **({"phase": phase} if phase else {}))
+        unit = units[name]
         qa, qb = _operands(base, unit, n, rng)
         r = matmul(qa, qb, unit, nthreads=args.threads)      # warm-up: one-time tables and pages
         dt = float("inf")
@@ -86,6 +101,9 @@ def run(args):
         ops = f"{unit.a_fmt} x {unit.b_fmt}"
         print(f"{name:24} {ops:22} {str(unit.acc_fmt):11} {n**3 / dt / 1e9:7.2f} {t_np / dt:9.2f} "
               f"{np.max(err) / denom:11.2e} {r.overflow_count:9d}")
+        text = suspicious_text(suspicious_counts(r.acc_values, unit.acc_fmt, r.overflow_count))
+        if text:
+            warn(f"demo {name}", text)
         if r.out_codes is not None:
             out = decode(r.out_codes, r.out_fmt)
             print(f"{'':24} output stage {r.out_fmt}: values in [{out.min():g}, {out.max():g}]")

@@ -31,6 +31,10 @@ def run(args):
                 print(f"{name:14} {f.bits:>4}  {-mx:>12.6g} {mx:>12.6g} {f.min_normal:>12.6g} "
                       f"{f.min_subnormal:>12.6g}  {f.specials}{extra}")
         return 0
+    from ..errors import bad
+
+    if args.limit is not None and args.limit < 0:
+        raise bad("--limit", "a non-negative number of codes", args.limit)
     fmt = get_format(args.name)
     if args.phase:
         fmt = fmt.with_phase(args.phase)

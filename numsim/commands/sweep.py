@@ -17,13 +17,22 @@ def register(sub):
                    help="compute at most N new variants in this run (the rest on a later run)")
     p.add_argument("--check", action="store_true", help="validate the description and workloads, run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="suspicious outputs (inf/NaN, saturated, overflow events) make the exit status 1")
     p.set_defaults(func=run)
 
 
 def run(args):
     import sys
 
+    from ..errors import bad
     from ..sweep import load_spec, plan_sweep, run_sweep
+    from ._warn import warn
+
+    if args.workers is not None and args.workers < 1:
+        raise bad("--workers", "a positive number of threads", args.workers)
+    if args.limit is not None and args.limit < 0:
+        raise bad("--limit", "a non-negative number of variants", args.limit)
 
     spec = load_spec(args.file)
     if args.check:
@@ -36,8 +45,10 @@ def run(args):
     n_var = len({r["variant"] for r in res.rows})
     print(f"{res.ran} variants computed, {res.reused} reused, {n_var} in the table; "
           + ", ".join(f"{k}: {v}" for k, v in res.files.items()))
+    for w in res.warnings:
+        warn(f"sweep {spec.get('sweep', {}).get('name', args.file)}", w)
     if res.failures:
         for f in res.failures:
             print(f"numsim: variant {f['variant']} failed: {f['error']}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if args.strict and res.warnings else 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def register(sub):
-    p = sub.add_parser("unit", help="list MAC unit presets, or describe one and run a worked example")
+    # `numsim units` (what docs and error messages say) is the same command
+    p = sub.add_parser("unit", aliases=["units"],
+                       help="list MAC unit presets with one-line docs, or describe one and run a worked example")
     p.add_argument("name", nargs="?", help="a unit preset name (omit to list all)")
     p.add_argument("--length", type=int, default=8, help="reduction length K of the example (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the example's random operands")
@@ -43,6 +45,8 @@ def run(args):
             print(f"{n:26} {unit_doc(n)}")
         return 0
     unit = unit_with_settings(args.name, args.set)
+    if args.seed < 0:
+        raise bad("--seed", "a non-negative integer", args.seed)
     if not 1 <= args.length <= 64:
         raise bad("--length", "1..64", args.length)
     print(unit.describe())

@@ -20,6 +20,7 @@ def register(sub):
 def run(args):
     from ..errors import bad
     from ..rtl import generate, write
+    from ._warn import warn
     from .unit import unit_with_settings
 
     if args.count <= 0:
@@ -33,4 +34,32 @@ def run(args):
           + ", ".join(f"{s['kind']} {s['count']}" for s in vs.sections))
     for k in ("hex", "json", "vh"):
         print(f"  {paths[k]}")
+    text = _suspicious(vs)
+    if text:
+        warn(f"vectors {args.unit}", text)
     return 0
+
+
+def _suspicious(vs):
+    """Expected accumulator outputs that are inf/NaN or at the accumulator's range ends, by section
+    (the corner section holds such cases on purpose; random ones are worth knowing about)."""
+    import numpy as np
+
+    from ..codec import decode
+    from ..formats import get_format
+    from ..sweep.metrics import suspicious_counts
+
+    acc = get_format(vs.unit.acc_fmt)
+    codes = np.array([r["acc"] for r in vs.rows], dtype=np.uint64).astype(acc.dtype)
+    values = decode(codes, acc) if len(codes) else np.zeros(0)
+    parts = []
+    for sec in vs.sections:
+        c = suspicious_counts(values[sec["first"]:sec["first"] + sec["count"]], acc)
+        if c["saturated"]:
+            what = f"{c['nonfinite']} inf/NaN, " if c["nonfinite"] else ""
+            parts.append(f"{sec['kind']} {what}{c['saturated'] - c['nonfinite']} at the range ends"
+                         f" (of {sec['count']})")
+    if not parts:
+        return None
+    return ("expected accumulator outputs that are non-finite or saturated, by section: " + ", ".join(parts)
+            + ("; corner vectors hold them on purpose" if any(p.startswith("corner") for p in parts) else ""))

@@ -32,7 +32,13 @@ def register(sub):
     u.add_argument("--fp8-acc", type=int, default=None,
                    help="with --full: FP16 accumulator codes for the FP8 x FP8 sweeps (default all 65536: hours)")
     u.set_defaults(func=run_units)
-    p.set_defaults(func=lambda args: p.print_help() or 2)
+    p.set_defaults(func=_what_needed)
+
+
+def _what_needed(args):
+    from ..errors import NumsimError
+
+    raise NumsimError("verify: WHAT is needed: fp16 or units (see numsim verify --help)")
 
 
 class _Progress:
@@ -65,6 +71,10 @@ def run(args):
     from .. import verify
     from ..verify.oracles import check_modes
 
+    from ..errors import bad
+
+    if args.mpfr < 0:
+        raise bad("--mpfr", "a non-negative number of pairs", args.mpfr)
     modes = verify.MODES if args.modes == "all" else check_modes([m.strip() for m in args.modes.split(",")], "--modes")
     total_bad = 0
     if args.sample:

@@ -717,24 +717,30 @@ def write(vs: VectorSet, out_dir, name=None) -> dict:
         raise NumsimError(f"out: expected a writable directory, got {out_dir!r}")
     digits = (vs.layout.word_bits + 3) // 4
     paths = {k: os.path.join(out_dir, f"{name}.{k}") for k in ("hex", "json", "vh")}
+    # Each file is written under a temporary name in out_dir and renamed when complete, the manifest
+    # last: a reader never sees half a file, and a manifest only next to the files it describes.
+    texts = {"hex": "".join(f"{w:0{digits}x}\n" for w in vs.words()), "vh": verilog_include(vs),
+             "json": json.dumps(manifest(vs, os.path.basename(paths["hex"]), os.path.basename(paths["vh"])),
+                                indent=1) + "\n"}
+    tmps = {k: os.path.join(out_dir, f".{name}.{k}.tmp{os.getpid()}") for k in texts}
     try:
-        with open(paths["hex"], "w") as fh:
-            fh.write("".join(f"{w:0{digits}x}\n" for w in vs.words()))
-        with open(paths["vh"], "w") as fh:
-            fh.write(verilog_include(vs))
-        with open(paths["json"], "w") as fh:
-            json.dump(manifest(vs, os.path.basename(paths["hex"]), os.path.basename(paths["vh"])), fh, indent=1)
-            fh.write("\n")
+        for k in ("hex", "vh", "json"):
+            with open(tmps[k], "w") as fh:
+                fh.write(texts[k])
+        for k in ("hex", "vh", "json"):
+            os.replace(tmps[k], paths[k])
     except OSError as e:
         raise NumsimError(f"out: cannot write vectors into {out_dir!r}: {e.strerror}") from None
+    finally:
+        for t in tmps.values():
+            if os.path.exists(t):
+                os.unlink(t)
     return paths
 
 
 def read(path, unit=None) -> VectorSet:
     """Vectors back from a manifest (`.json`) or a directory holding exactly one; `unit` overrides
     the manifest's unit (needed when it is not a preset)."""
-    from ..units import get_unit
-
     path = os.fspath(path)
     if os.path.isdir(path):
         js = sorted(p for p in os.listdir(path) if p.endswith(".json"))
@@ -744,10 +750,20 @@ def read(path, unit=None) -> VectorSet:
     try:
         with open(path) as fh:
             man = json.load(fh)
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise NumsimError(f"path: cannot read a vector manifest from {path!r}: {e}") from None
-    if man.get("numsim_vectors") != FORMAT_VERSION:
+    if not isinstance(man, dict) or man.get("numsim_vectors") != FORMAT_VERSION:
         raise bad("path", f"a numsim vectors manifest (version {FORMAT_VERSION})", repr(path))
+    try:
+        return _read_manifest(man, path, unit)
+    except (KeyError, TypeError, AttributeError) as e:   # a manifest with missing or mistyped entries
+        raise NumsimError(f"path: {path!r} is not a complete numsim vectors manifest "
+                          f"({type(e).__name__}: {e})") from None
+
+
+def _read_manifest(man, path, unit):
+    from ..units import get_unit
+
     if unit is None:
         spec = man["unit"]
         if not spec.get("preset"):
@@ -768,8 +784,8 @@ def read(path, unit=None) -> VectorSet:
                     rows.append(lay.unpack(int(s, 16)))
                 except ValueError:
                     raise NumsimError(f"{hex_path}:{ln}: expected a {lay.word_bits}-bit hex word, got {s!r}") from None
-    except OSError as e:
-        raise NumsimError(f"path: cannot read {hex_path!r}: {e.strerror}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise NumsimError(f"path: cannot read {hex_path!r}: {e}") from None
     if len(rows) != man["count"]:
         raise NumsimError(f"{hex_path}: expected {man['count']} words (the manifest's count), got {len(rows)}")
     return VectorSet(lay.unit, lay, rows, man["sections"], man["seed"], man.get("notes", {}),

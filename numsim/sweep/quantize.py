@@ -30,8 +30,45 @@ def _external_quantizer(method, arg):
     return fn
 
 
-def quantize_operand(x, fmt, q, op, seed, gemm_index):
-    """A QTensor of real operand x (a: (M, K), b: (K, N)) in fmt by quantizer q. Returns (QTensor, clipped)."""
+def auto_top(fmt, other_fmt, acc_fmt, K):
+    """The magnitude quant.method = "auto" maps an operand's max|x| onto: its format's largest value
+    (as "max"), lowered for float operands into a float accumulator so that no output can be inf.
+
+    Bound: with |a| <= A and |b| <= B (code values), every exact partial sum of a length-K reduction
+    is at most K*A*B in magnitude. Each rounding into the accumulator (u = 2^-p, p its mantissa
+    bits: one ulp relative, which covers every rounding mode, directed and stochastic included; at
+    most K+1 roundings on any path, a product rounded to the accumulator's precision included) scales a bound by at most (1 + u), so every value the accumulator holds is at most K*A*B*exp((K+1)*u). The rule
+    keeps that <= the accumulator's largest finite value (then an overflow past it cannot round to
+    inf either): A*B <= T = max_finite / (K*exp((K+1)*u)). A float operand is scaled down to
+    sqrt(T), or to T / (the other operand's largest value) when that one is an integer format or
+    already smaller, rounded down to a power of two (so that encoding never rounds past it); float
+    grids are scale-invariant, so only small values reaching the format's lowest exponents lose bits
+    (a worst-case bound: on FP4 that is more than random data needs, so "max" stays the default). Integer operands,
+    or an integer accumulator, keep the "max" mapping."""
+    import math
+
+    fmt, other, acc = get_format(fmt), get_format(other_fmt), get_format(acc_fmt)
+
+    top = float(fmt.max_value) if fmt.kind == "int" else float(fmt.max_finite)
+    if fmt.kind != "float" or acc.kind != "float" or K < 1:
+        return top
+    u = 2.0 ** -acc.man_bits if acc.radix == 2 else 1.0     # one ulp, relative: any rounding mode
+    T = acc.max_finite / (K * math.exp((K + 1) * u))
+    if other.kind == "int":      # any code of it, the most negative included
+        other_top = float(max(-other.min_value, other.max_value))
+    else:                        # the other float operand's own auto target (the rule is symmetric)
+        other_top = min(float(other.max_finite), math.sqrt(T))
+    t = T / other_top
+    if t >= top:
+        return top
+    # a power of two: exactly representable, so rounding a value <= t into the format stays <= t
+    return math.ldexp(1.0, math.floor(math.log2(t)))
+
+
+def quantize_operand(x, fmt, q, op, seed, gemm_index, unit=None):
+    """A QTensor of real operand x (a: (M, K), b: (K, N)) in fmt by quantizer q. Returns (QTensor, clipped).
+    unit: the unit the operand goes into (method "auto" reads its other operand's and accumulator's
+    formats; without it "auto" is "max")."""
 
     fmt = get_format(fmt)
     qseed = int(q["seed"]) if q["seed"] is not None else int(seed)
@@ -55,6 +92,9 @@ def quantize_operand(x, fmt, q, op, seed, gemm_index):
                               f"{fmt} (set its bits in quant.{op}.args or the unit's {op}_fmt)")
         return qt, 0
     top = float(fmt.max_value) if fmt.kind == "int" else float(fmt.max_finite)
+    if q["method"] == "auto" and unit is not None:
+        K = x.shape[1] if op == "a" else x.shape[0]
+        top = auto_top(fmt, getattr(unit, "b_fmt" if op == "a" else "a_fmt"), unit.acc_fmt, K)
     red_axis = 1 if op == "a" else 0
     keep_axis = 1 - red_axis
     g = q["granularity"]

@@ -1,7 +1,9 @@
 """Sweep reports: results.csv (+ parquet with pyarrow), summary.md, and plots (matplotlib optional)."""
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +20,29 @@ def _fmt_cell(v):
     return str(v)
 
 
-def write_reports(plan, rows, out, failures=()):
-    """results.csv (+ results.parquet with pyarrow), summary.md, and plots (with matplotlib)."""
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary name in path's directory to write to; renamed onto path when the block completes,
+    removed when it raises: a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_reports(plan, rows, out, failures=(), warnings=()):
+    """results.csv (+ results.parquet with pyarrow), summary.md, and plots (with matplotlib); each
+    file written under a temporary name and renamed when complete."""
     import csv
 
     out = Path(out)
     files = {}
     if not rows:       # nothing finished (yet): only the summary, with the failures
-        files["summary"] = _write_summary(plan, rows, out, failures)
+        files["summary"] = _write_summary(plan, rows, out, failures, warnings)
         return files
     cols = []
     for r in rows:
@@ -33,7 +50,7 @@ def write_reports(plan, rows, out, failures=()):
             if k not in cols:
                 cols.append(k)
     p = out / "results.csv"
-    with open(p, "w", newline="") as f:
+    with atomic_path(p) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         for r in rows:
@@ -51,9 +68,10 @@ def write_reports(plan, rows, out, failures=()):
             if any(isinstance(v, str) for v in vals) and not all(isinstance(v, str) for v in vals):
                 vals = [None if v is None else str(v) for v in vals]
             data[k] = vals
-        pq.write_table(pa.table(data), out / "results.parquet")
+        with atomic_path(out / "results.parquet") as tmp:
+            pq.write_table(pa.table(data), tmp)
         files["parquet"] = out / "results.parquet"
-    files["summary"] = _write_summary(plan, rows, out, failures)
+    files["summary"] = _write_summary(plan, rows, out, failures, warnings)
     files.update(_write_plots(plan, rows, out))
     return files
 
@@ -69,7 +87,7 @@ def _summary_rows(plan, rows):
     return gemm, [r for r in rows if r["gemm"] == gemm]
 
 
-def _write_summary(plan, rows, out, failures):
+def _write_summary(plan, rows, out, failures, warnings=()):
     gemm, sel = _summary_rows(plan, rows)
     lines = [f"# Sweep `{plan.name}`", "",
              f"Base unit `{plan.unit_name}`; {len(plan.variants)} variants, "
@@ -80,8 +98,10 @@ def _write_summary(plan, rows, out, failures):
              f"operands (datapath + quantization).", ""]
     if plan.fixed:
         lines += ["Fixed: " + ", ".join(f"`{k} = {v}`" for k, v in plan.fixed.items()), ""]
-    metric_cols = ["sqnr_db", "bias", "rms_rel_err", "max_rel_err", "overflows", "saturated", "f32_sqnr_db",
-                   "mmac_per_s"]
+    metric_cols = ["sqnr_db", "bias", "rms_rel_err", "max_rel_err", "overflows", "saturated", "nonfinite",
+                   "f32_sqnr_db", "mmac_per_s"]
+    if warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
     head = ["#"] + plan.param_keys + metric_cols
     if sel:
         lines += [f"Rows for GEMM `{gemm}`:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -108,7 +128,8 @@ def _write_summary(plan, rows, out, failures):
         for f in failures:
             lines.append(f"- variant {f['variant']} `{_canon(f['params'])}`: {f['error']}")
     p = out / "summary.md"
-    p.write_text("\n".join(lines) + "\n")
+    with atomic_path(p) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     return p
 
 
@@ -133,6 +154,7 @@ def _write_plots(plan, rows, out):
     files = {}
     for metric in metrics:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        drawn = 0
         groups = {}
         for r in sel:
             key = (r.get(series) if series else None,) + tuple(r.get(k) for k in others)
@@ -146,6 +168,10 @@ def _write_plots(plan, rows, out):
             label = ", ".join(f"{n}={v}" for n, v in zip(([series] if series else []) + others,
                                                           key if series else key[1:]))
             ax.plot(xs, ys, marker="o", label=label or None)
+            drawn += sum(1 for y in ys if math.isfinite(y))
+        if not drawn:       # never an empty plot without a word
+            ax.text(0.5, 0.5, f"no finite {metric} value: see the warnings in summary.md", ha="center",
+                    va="center", transform=ax.transAxes)
         if metric == "sqnr_db":
             # The error the operand quantization alone brings: the accumulator needs little more headroom.
             q = [r["f32_sqnr_db"] for r in sel if math.isfinite(r.get("f32_sqnr_db", math.nan))]
@@ -160,7 +186,8 @@ def _write_plots(plan, rows, out):
             ax.legend(fontsize=8)
         fig.tight_layout()
         p = out / f"{metric}_vs_{x.replace('.', '_')}.png"
-        fig.savefig(p, dpi=110)
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
         files[f"plot_{metric}"] = p
     return files

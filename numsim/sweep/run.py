@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NumsimError, bad
-from .metrics import error_sums, metrics_from_sums, pool_sums, reference_product, _saturated
+from .metrics import error_sums, metrics_from_sums, pool_sums, reference_product, suspicious_counts, suspicious_text
 from .quantize import quantize_operand
 from .report import write_reports
 from .spec import _canon, load_spec, plan_sweep
@@ -63,7 +63,7 @@ def _run_variant(task, data):
     acc_fmt = get_format(unit.acc_fmt)
     rows, ref_sums, f32_sums = [], [], []
     tot_s = tot_mac = 0.0
-    tot_ovf = tot_sat = 0
+    tot_ovf = tot_sat = tot_nonfinite = 0
     for gi, g in enumerate(data.gemms):
         ops, clipped = {}, {}
         for op in ("a", "b"):
@@ -72,7 +72,8 @@ def _run_variant(task, data):
                 ops[op] = QTensor(getattr(g, op), fmt, g.scale[op])
                 clipped[op] = 0
             else:
-                ops[op], clipped[op] = quantize_operand(getattr(g, op), fmt, task.quant[op], op, task.seed, gi)
+                ops[op], clipped[op] = quantize_operand(getattr(g, op), fmt, task.quant[op], op, task.seed, gi,
+                                                                    unit=unit)
         t0 = time.perf_counter()
         res = matmul(ops["a"], ops["b"], unit=unit, nthreads=task.nthreads)
         dt = time.perf_counter() - t0
@@ -81,12 +82,13 @@ def _run_variant(task, data):
         s_ref = error_sums(values, ref)
         s_f32 = error_sums(values, g.f32.astype(np.float64))
         M, K, N = g.shape
-        sat = _saturated(np.asarray(res.acc_values), acc_fmt)
+        sus = suspicious_counts(res.acc_values, acc_fmt, res.overflow_count)
+        sat = sus["saturated"]
         row = {"gemm": g.name, "M": M, "K": K, "N": N}
         row.update(metrics_from_sums(s_ref))
         row.update({f"f32_{k}": v for k, v in metrics_from_sums(s_f32).items()})
-        row.update({"overflows": int(res.overflow_count), "saturated": sat, "a_clipped": clipped["a"],
-                    "b_clipped": clipped["b"], "seconds": dt, "mmac_per_s": M * K * N / dt / 1e6 if dt > 0 else 0.0})
+        row.update({"overflows": int(res.overflow_count), "saturated": sat, "nonfinite": sus["nonfinite"],
+                    "flag": _flag(sus), "a_clipped": clipped["a"], "b_clipped": clipped["b"], "seconds": dt, "mmac_per_s": M * K * N / dt / 1e6 if dt > 0 else 0.0})
         rows.append(row)
         ref_sums.append(s_ref)
         f32_sums.append(s_f32)
@@ -94,17 +96,49 @@ def _run_variant(task, data):
         tot_mac += M * K * N
         tot_ovf += row["overflows"]
         tot_sat += sat
+        tot_nonfinite += sus["nonfinite"]
     if len(rows) > 1:
         row = {"gemm": "all", "M": sum(r["M"] for r in rows), "K": max(r["K"] for r in rows),
                "N": sum(r["N"] for r in rows)}
         row.update(metrics_from_sums(pool_sums(ref_sums)))
         row.update({f"f32_{k}": v for k, v in metrics_from_sums(pool_sums(f32_sums)).items()})
-        row.update({"overflows": tot_ovf, "saturated": tot_sat, "a_clipped": sum(r["a_clipped"] for r in rows),
+        pooled = {"outputs": sum(r["M"] * r["N"] for r in rows), "nonfinite": tot_nonfinite, "saturated": tot_sat,
+                  "overflows": tot_ovf}
+        row.update({"overflows": tot_ovf, "saturated": tot_sat, "nonfinite": tot_nonfinite, "flag": _flag(pooled),
+                    "a_clipped": sum(r["a_clipped"] for r in rows),
                     "b_clipped": sum(r["b_clipped"] for r in rows), "seconds": tot_s,
                     "mmac_per_s": tot_mac / tot_s / 1e6 if tot_s > 0 else 0.0})
         rows.append(row)
     return {"variant": task.index, "variant_id": task.variant_id, "params": task.params, "status": "ok",
             "unit": unit.describe(), "rows": rows}
+
+
+def _flag(sus):
+    """The results table's `flag` column: which suspicious things a GEMM's outputs hold ('' when none)."""
+    return ",".join(k for k, n in (("nonfinite", sus["nonfinite"]), ("saturated", sus["saturated"] - sus["nonfinite"]),
+                                   ("overflow", sus["overflows"])) if n)
+
+
+def sweep_warnings(plan, rows):
+    """One line per kind of trouble in the table (empty when every output is finite, unsaturated and
+    no overflow was counted): how many variants, the worst one, and what to change."""
+    per_gemm = [r for r in rows if r["gemm"] != "all"]
+    flagged = [r for r in per_gemm if r.get("flag")]
+    if not flagged:
+        return []
+    variants = sorted({r["variant"] for r in flagged})
+    n_var = len({r["variant"] for r in per_gemm})
+    worst = max(flagged, key=lambda r: (r.get("nonfinite", 0), r.get("saturated", 0), r.get("overflows", 0)))
+    text = suspicious_text({"outputs": worst["M"] * worst["N"], "nonfinite": worst.get("nonfinite", 0),
+                            "saturated": worst.get("saturated", 0), "overflows": worst.get("overflows", 0)})
+    params = {k: worst.get(k) for k in plan.param_keys}
+    line = (f"{len(variants)} of {n_var} variants have suspicious outputs (the flag column of results.csv); worst: "
+            f"variant {worst['variant']} {_canon(params)} on GEMM {worst['gemm']}: {text}")
+    if any(r.get("nonfinite") for r in flagged):
+        line += ("; hint: the quantizer maps max|x| onto the operand format's largest value (quant.method = 'max'), "
+                 "so products and sums can exceed the accumulator's range: quant.method = 'auto' chooses "
+                 "steps that keep a float accumulator finite (docs/sweeps.md), or use a wider accumulator")
+    return [line]
 
 
 # ---- execution -----------------------------------------------------------------------------------
@@ -117,6 +151,7 @@ class SweepResult:
     reused: int             # variants found finished on disk
     failures: list          # {"variant", "variant_id", "params", "error"}
     files: dict             # name -> path of the written reports
+    warnings: list = dataclasses.field(default_factory=list)   # lines: suspicious outputs (sweep_warnings)
 
 
 def _connect(scheduler, timeout):
@@ -175,7 +210,10 @@ def run_sweep(spec, out_dir, scheduler=None, workers=None, progress=False, limit
     try:
         out = Path(out_dir)
         vdir = out / "variants"
-        vdir.mkdir(parents=True, exist_ok=True)
+        try:
+            vdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NumsimError(f"out_dir: cannot create {str(vdir)!r}: {e.strerror or e}") from None
         _write_json(out / "sweep.json", {k: v for k, v in spec.items() if not k.startswith("_")})
         done = {}
         for v in plan.variants:
@@ -225,14 +263,15 @@ def run_sweep(spec, out_dir, scheduler=None, workers=None, progress=False, limit
             if bar is not None:
                 bar.close()
             rows = table_rows(plan, done)
+            warnings = sweep_warnings(plan, rows)
             files = {}
             if report:
-                files = write_reports(plan, rows, out, failures)
+                files = write_reports(plan, rows, out, failures, warnings)
             if failures:
                 _write_json(out / "failures.json", failures)
             elif (out / "failures.json").exists():
                 (out / "failures.json").unlink()
-        return SweepResult(out, rows, ran, reused, failures, files)
+        return SweepResult(out, rows, ran, reused, failures, files, warnings)
     finally:
         if own_client:
             client.close()

@@ -19,7 +19,7 @@ from .quantize import _external_quantizer, quantize_operand
 from .workloads import WorkloadData, load_workloads
 
 QUANT_KEYS = {"method", "rounding", "granularity", "percentile", "scale", "seed", "args"}
-QUANT_METHODS = ("max", "percentile", "pow2", "fixed", "codes")
+QUANT_METHODS = ("max", "auto", "percentile", "pow2", "fixed", "codes")
 GRANULARITIES = ("tensor", "channel", "reduction_pow2", "sample_shift")
 _TOP_SECTIONS = {"sweep", "fixed", "grid", "variants", "quant", "workload", "report"}
 
@@ -29,9 +29,11 @@ def load_spec(path) -> dict:
     if not p.is_file():
         raise bad("FILE", "a readable TOML sweep description", repr(str(path)))
     try:
-        spec = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
+        spec = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise NumsimError(f"FILE: {path} is not valid TOML: {e}") from None
+    except OSError as e:
+        raise NumsimError(f"FILE: cannot read {path}: {e.strerror or e}") from None
     spec.setdefault("_base_dir", str(p.resolve().parent))
     return spec
 
@@ -346,6 +348,13 @@ def plan_sweep(spec: dict) -> Plan:
     if "min_sqnr_db" in report and (not isinstance(report["min_sqnr_db"], (int, float))
                                     or isinstance(report["min_sqnr_db"], bool)):
         raise bad("report.min_sqnr_db", "a number (dB)", repr(report["min_sqnr_db"]))
+    if "metric" in report:
+        from .metrics import PLOT_COLUMNS
+
+        ms = report["metric"] if isinstance(report["metric"], list) else [report["metric"]]
+        for m in ms:
+            if m not in PLOT_COLUMNS:
+                raise bad("report.metric", f"columns among {', '.join(PLOT_COLUMNS)}", repr(m))
     for k in ("x", "series"):
         if k in report and report[k] not in keys:
             raise bad(f"report.{k}", f"one of the swept parameters {keys}", repr(report[k]))

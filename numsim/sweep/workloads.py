@@ -58,6 +58,33 @@ def _real(x, arg):
     return x
 
 
+def _read_npz(p, w, arg):
+    """Arrays a and b of an .npz workload file; any unreadable file is a NumsimError naming it."""
+    import zipfile
+
+    try:
+        z = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise NumsimError(f"{arg}.path: {p} is not a readable .npz file: {e}") from None
+    if not hasattr(z, "files"):
+        raise bad(f"{arg}.path", "an .npz archive of arrays", f"a single array in {p}")
+    with z:
+        arrs = {}
+        for op in ("a", "b"):
+            key = w.get(op, op)
+            if key not in z.files:
+                raise bad(f"{arg}.{op}", f"an array name in {p.name} ({', '.join(z.files)})", repr(key))
+            try:
+                arrs[op] = z[key]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+                raise NumsimError(f"{arg}.{op}: cannot read array {key!r} of {p}: {e}") from None
+    return arrs
+
+
+# a random workload's a, b and output together (float64): 2^27 elements are 1 GiB per array set
+MAX_RANDOM_ELEMENTS = 2**27
+
+
 def _random_tensor(rng, dist, shape, scale, df, arg):
     if dist == "normal":
         return rng.standard_normal(shape) * scale
@@ -108,8 +135,17 @@ def load_workloads(spec) -> WorkloadData:
             for key, v in (("m", m), ("k", k), ("n", n)):
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                     raise bad(f"{arg}.{key}", "a positive integer", repr(v))
+            if m * k + k * n + m * n > MAX_RANDOM_ELEMENTS:
+                raise bad(f"{arg}.m/k/n", f"at most {MAX_RANDOM_ELEMENTS} elements in a, b and the output together",
+                          f"{m}x{k}x{n}")
+            for key in ("scale", "df"):
+                v = w.get(key, 1.0)
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not (np.isfinite(v) and v > 0):
+                    raise bad(f"{arg}.{key}", "a finite positive number", repr(v))
             dist = w.get("dist", "normal")
             wseed = w.get("seed", seed)
+            if not isinstance(wseed, int) or isinstance(wseed, bool) or wseed < 0:
+                raise bad(f"{arg}.seed", "a non-negative integer", repr(wseed))
             rng = np.random.default_rng([int(wseed), wi])
             a = _random_tensor(rng, w.get("a_dist", dist), (m, k), float(w.get("scale", 1.0)),
                                float(w.get("df", 3.0)), f"{arg}.a_dist")
@@ -128,7 +164,7 @@ def load_workloads(spec) -> WorkloadData:
                         raise bad(f"{arg}.{op}", "the path of an existing .npy file", repr(str(w.get(op))))
                 try:
                     arrs = {op: np.load(p, allow_pickle=False) for op, p in paths.items()}
-                except ValueError as e:
+                except (OSError, ValueError, EOFError) as e:
                     raise NumsimError(f"{arg}: could not read the .npy files: {e}") from None
                 fp.append({"kind": "npy", "name": name, "a": _file_digest(paths["a"]),
                            "b": _file_digest(paths["b"])} | {k2: w[k2] for k2 in w if k2 not in ("a", "b")})
@@ -136,13 +172,7 @@ def load_workloads(spec) -> WorkloadData:
                 p = base / str(w.get("path", ""))
                 if "path" not in w or not p.is_file():
                     raise bad(f"{arg}.path", "the path of an existing .npz file", repr(str(w.get("path"))))
-                with np.load(p, allow_pickle=False) as z:
-                    arrs = {}
-                    for op in ("a", "b"):
-                        key = w.get(op, op)
-                        if key not in z.files:
-                            raise bad(f"{arg}.{op}", f"an array name in {p.name} ({', '.join(z.files)})", repr(key))
-                        arrs[op] = z[key]
+                arrs = _read_npz(p, w, arg)
                 fp.append({"kind": "npz", "name": name, "file": _file_digest(p)}
                           | {k2: w[k2] for k2 in w if k2 != "path"})
             for op in ("a", "b"):
