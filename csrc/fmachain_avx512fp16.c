@@ -1,0 +1,175 @@
+/* Float-accumulator chain GEMM, level 2: AVX512-FP16 (Intel Sapphire Rapids and later), for the fp16
+ * accumulator with one product per add (fused_n == 1) and operands whose values are fp16 values
+ * (checked in numsim/kernels/x_fpfast.py). Contract in ns_fmachain.h; the same bits as the portable
+ * level (fmachain.c) and level 1 (fmachain_avx512.c).
+ *
+ * Proof: the unit's add acc <- RN_fp16(acc + a * b) is IEEE 754 fusedMultiplyAdd in binary16, one
+ * `vfmadd231ph`: the product exact inside the FMA, one rounding to nearest even (MXCSR.RC, set to
+ * nearest by the driver; AVX512-FP16 arithmetic never flushes subnormals, MXCSR.FTZ/DAZ do not apply
+ * to it), overflow to inf, the IEEE sign of an exact zero (-0 only for -0 + -0). A chunk or pairwise
+ * leaf is fma(a, b, -0) = RN(a * b) with its sign (-0 is the additive identity under nearest); a
+ * partial-sum add is vaddph, one rounding of x + y. 32 lanes are 32 output columns; each lane's adds
+ * run in the unit's order. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#pragma GCC target("avx512fp16,avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+#include "numsim.h"
+
+#define FMH_MR 8        /* rows of the register tile */
+#define FMH_NR 64       /* columns of the register tile: two vectors of 32 halves */
+#define FMH_ALWAYS static inline __attribute__((always_inline))
+
+/* x[r][v] = RN(a * b + x[r][v]) for term t (leaf: + -0, the term alone). ap: [K][8], bp: [K][64]. */
+FMH_ALWAYS void fmh_term_into(const _Float16 *ap, const _Float16 *bp, int64_t t, const int leaf,
+                              __m512h x[FMH_MR][2]) {
+    const __m512h nz = _mm512_castsi512_ph(_mm512_set1_epi16((short)0x8000));
+    const _Float16 *a = ap + t * FMH_MR, *b = bp + t * FMH_NR;
+    const __m512h b0 = _mm512_loadu_ph(b), b1 = _mm512_loadu_ph(b + 32);
+#pragma GCC unroll 8
+    for (int r = 0; r < FMH_MR; r++) {
+        const __m512h av = _mm512_set1_ph(a[r]);
+        x[r][0] = _mm512_fmadd_ph(av, b0, leaf ? nz : x[r][0]);
+        x[r][1] = _mm512_fmadd_ph(av, b1, leaf ? nz : x[r][1]);
+    }
+}
+
+FMH_ALWAYS void fmh_add_into(__m512h total[FMH_MR][2], __m512h x[FMH_MR][2]) {
+#pragma GCC unroll 8
+    for (int r = 0; r < FMH_MR; r++) {
+        total[r][0] = _mm512_add_ph(total[r][0], x[r][0]);
+        total[r][1] = _mm512_add_ph(total[r][1], x[r][1]);
+    }
+}
+
+FMH_ALWAYS void fmh_tile(const int order, const ns_fmachain_args *p, const _Float16 *ap, const _Float16 *bp,
+                         int64_t T, __m512h total[FMH_MR][2], __m512h *stack) {
+    if (order == 0) {
+        for (int64_t t = 0; t < T; t++) fmh_term_into(ap, bp, t, 0, total);
+    } else if (order == 1) {
+        for (int64_t t0 = 0; t0 < T; t0 += p->chunk) {
+            const int64_t t1 = t0 + p->chunk < T ? t0 + p->chunk : T;
+            __m512h part[FMH_MR][2];
+            fmh_term_into(ap, bp, t0, 1, part);
+            for (int64_t t = t0 + 1; t < t1; t++) fmh_term_into(ap, bp, t, 0, part);
+            fmh_add_into(total, part);
+        }
+    } else if (T > 0) {
+        /* Binary counter over the leaves: the same tree as units.c's level-by-level pairs (see fmachain.c). */
+        int top = 0;
+        for (int64_t t = 0; t < T; t++) {
+            __m512h v[FMH_MR][2];
+            fmh_term_into(ap, bp, t, 1, v);
+            for (int64_t n = t + 1; (n & 1) == 0; n >>= 1) {
+                const __m512h *s = stack + 2 * FMH_MR * --top;
+#pragma GCC unroll 8
+                for (int r = 0; r < FMH_MR; r++) {
+                    v[r][0] = _mm512_add_ph(s[2 * r], v[r][0]);
+                    v[r][1] = _mm512_add_ph(s[2 * r + 1], v[r][1]);
+                }
+            }
+            __m512h *d = stack + 2 * FMH_MR * top++;
+            for (int r = 0; r < FMH_MR; r++) { d[2 * r] = v[r][0]; d[2 * r + 1] = v[r][1]; }
+        }
+        __m512h v[FMH_MR][2];
+        const __m512h *s = stack + 2 * FMH_MR * --top;
+        for (int r = 0; r < FMH_MR; r++) { v[r][0] = s[2 * r]; v[r][1] = s[2 * r + 1]; }
+        while (top > 0) {
+            s = stack + 2 * FMH_MR * --top;
+#pragma GCC unroll 8
+            for (int r = 0; r < FMH_MR; r++) {
+                v[r][0] = _mm512_add_ph(s[2 * r], v[r][0]);
+                v[r][1] = _mm512_add_ph(s[2 * r + 1], v[r][1]);
+            }
+        }
+        fmh_add_into(total, v);
+    }
+}
+
+typedef void (*fmh_tile_fn)(const ns_fmachain_args *, const _Float16 *, const _Float16 *, int64_t, __m512h (*)[2],
+                            __m512h *);
+#define FMH_INST(ORD)                                                                                          \
+    static void fmh_tile_##ORD(const ns_fmachain_args *p, const _Float16 *ap, const _Float16 *bp, int64_t T,  \
+                               __m512h (*total)[2], __m512h *stack) {                                         \
+        __m512h x[FMH_MR][2]; /* a local copy, so the tile lives in registers */                              \
+        for (int r = 0; r < FMH_MR; r++) { x[r][0] = total[r][0]; x[r][1] = total[r][1]; }                    \
+        fmh_tile(ORD, p, ap, bp, T, x, stack);                                                                \
+        for (int r = 0; r < FMH_MR; r++) { total[r][0] = x[r][0]; total[r][1] = x[r][1]; }                    \
+    }
+FMH_INST(0)
+FMH_INST(1)
+FMH_INST(2)
+static const fmh_tile_fn FMH_TILES[3] = {fmh_tile_0, fmh_tile_1, fmh_tile_2};
+
+static void *fmh_alloc(size_t bytes) {
+    bytes = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+/* 16 float32 values (fp16 values: exact) as 16 fp16 codes. */
+static inline __m256i fmh_pack16(__m512 x) { return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+static inline __mmask16 fmh_mask(int64_t nc, int part) {
+    const int64_t k = nc - 16 * part;
+    return (__mmask16)(k >= 16 ? 0xFFFF : k > 0 ? (1u << k) - 1 : 0);
+}
+
+int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
+    const ns_fmachain_args *p = blk->p;
+    if (p->acc != NS_FMC_FP16 || p->fused_n != 1) return -1;
+    const int64_t K = p->K, N = p->N, T = K;
+    const int64_t rows = blk->m1 - blk->m0, row_tiles = (rows + FMH_MR - 1) / FMH_MR;
+    int depth = 2;
+    while (depth < 64 && ((int64_t)1 << (depth - 2)) < T) depth++;
+    _Float16 *ap = (_Float16 *)fmh_alloc((size_t)(row_tiles * K * FMH_MR) * sizeof(_Float16));
+    _Float16 *bp = (_Float16 *)fmh_alloc((size_t)(K * FMH_NR) * sizeof(_Float16));
+    __m512h *stack = (__m512h *)fmh_alloc((size_t)(p->order == 2 ? depth * 2 * FMH_MR : 1) * sizeof(__m512h));
+    if (!ap || !bp || !stack) { free(ap); free(bp); free(stack); return -1; }
+    /* A tiles, k-major: ap[tile][k][r]; rows past the block are +0 (their results are dropped). */
+    for (int64_t tr = 0; tr < row_tiles; tr++)
+        for (int64_t k = 0; k < K; k++)
+            for (int r = 0; r < FMH_MR; r++) {
+                const int64_t i = blk->m0 + tr * FMH_MR + r;
+                ap[(tr * K + k) * FMH_MR + r] = (_Float16)(i < blk->m1 ? p->a[i * K + k] : 0.0f);   /* exact */
+            }
+    const fmh_tile_fn tile = FMH_TILES[p->order];
+    for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMH_NR) {
+        const int64_t nc = blk->n1 - n0 < FMH_NR ? blk->n1 - n0 : FMH_NR;
+        for (int64_t k = 0; k < K; k++)
+            for (int q = 0; q < 4; q++) {
+                const __m512 x = _mm512_maskz_loadu_ps(fmh_mask(nc, q), p->b + k * N + n0 + 16 * q);
+                _mm256_storeu_si256((__m256i *)(void *)(bp + k * FMH_NR + 16 * q), fmh_pack16(x));
+            }
+        for (int64_t tr = 0; tr < row_tiles; tr++) {
+            __m512h total[FMH_MR][2];
+            for (int r = 0; r < FMH_MR; r++) {
+                const int64_t i = blk->m0 + tr * FMH_MR + r;
+                for (int v = 0; v < 2; v++) {
+                    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+                    if (p->c && i < blk->m1) {
+                        const uint32_t *c = p->c + i * N + n0 + 32 * v;
+                        lo = _mm512_cvtepi32_epi16(_mm512_maskz_loadu_epi32(fmh_mask(nc, 2 * v), c));
+                        hi = _mm512_cvtepi32_epi16(_mm512_maskz_loadu_epi32(fmh_mask(nc, 2 * v + 1), c + 16));
+                    }
+                    total[r][v] = _mm512_castsi512_ph(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+                }
+            }
+            tile(p, ap + tr * K * FMH_MR, bp, T, total, stack);
+            for (int r = 0; r < FMH_MR; r++) {
+                const int64_t i = blk->m0 + tr * FMH_MR + r;
+                if (i >= blk->m1) break;
+                for (int v = 0; v < 2; v++) {
+                    const __m512i h = _mm512_castph_si512(total[r][v]);
+                    uint32_t *o = p->out + i * N + n0 + 32 * v;
+                    _mm512_mask_storeu_epi32(o, fmh_mask(nc, 2 * v), _mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)));
+                    _mm512_mask_storeu_epi32(o + 16, fmh_mask(nc, 2 * v + 1),
+                                             _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)));
+                }
+            }
+        }
+    }
+    free(ap); free(bp); free(stack);
+    return 0;
+}
+#endif

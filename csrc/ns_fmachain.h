@@ -1,0 +1,69 @@
+/* Float-accumulator chain GEMM: the float MAC units' exact bits at the machine's own rounding rate.
+ *
+ * What it computes (numsim.mac.FloatMacUnit / Int4Fp4r4Unit, csrc/units.c): for every output (i, j),
+ * terms t = 0 .. T-1 (T = ceil(K / fused_n)), term t the exact sum of the fused_n products
+ * a[i, k] * b[k, j] of its k's; the accumulator (fp16, bf16 or fp32) takes each add with one
+ * round-to-nearest-even, in the unit's order: sequential (acc = RN(acc + term)), chunked (each chunk
+ * of `chunk` terms summed in its own accumulator that starts at RN(first term), then acc = RN(acc +
+ * chunk)), or pairwise (leaves RN(term), adjacent pairs level by level, acc = RN(acc + root)).
+ * Overflow goes to infinity (the caller handles the saturate / error policies: with finite operands
+ * a finite output proves no add overflowed). A NaN output is re-coded as the units give it (the
+ * quieted initial accumulator when that is a NaN, else the default NaN). Threads split output rows
+ * and column panels, never the reduction.
+ *
+ * Preconditions (checked by numsim/kernels/x_fpfast.py before any call): every operand value is a
+ * float32 value (given as float32); with fused_n > 1 every partial sum of a term's products is a
+ * multiple of its finest product quantum below 2^24 of it and >= 2^-149 (so fp32 adds them exactly).
+ *
+ * Levels (each with its proof in its file): 0 portable C (fmachain.c), 1 AVX-512F/BW/VL/DQ
+ * (fmachain_avx512.c), 2 AVX512-FP16 (fmachain_avx512fp16.c; fp16 accumulator with fused_n == 1 only,
+ * the rest runs at level 1). Every level gives the same bits. */
+#ifndef NS_FMACHAIN_H
+#define NS_FMACHAIN_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CDEF BEGIN */
+enum ns_fmachain_acc { NS_FMC_FP16 = 0, NS_FMC_BF16 = 1, NS_FMC_FP32 = 2 };
+enum ns_fmachain_level { NS_FMC_PORTABLE = 0, NS_FMC_AVX512 = 1, NS_FMC_AVX512_FP16 = 2 };
+
+typedef struct ns_fmachain_args {
+    int32_t acc;            /* ns_fmachain_acc */
+    int32_t fused_n;        /* products per term, 1..64 */
+    int32_t order;          /* 0 sequential, 1 chunked, 2 pairwise */
+    int64_t chunk;          /* terms per chunk (order 1) */
+    int64_t M, K, N;
+    const float *a;         /* (M, K) row-major operand values */
+    const float *b;         /* (K, N) row-major operand values */
+    const uint32_t *c;      /* (M, N) initial accumulator codes, or NULL (+0) */
+    uint32_t *out;          /* (M, N) accumulator codes */
+    int32_t nthreads;       /* 1..64 */
+} ns_fmachain_args;
+
+/* 1 when this CPU (and OS) runs the level's instructions. */
+int32_t ns_fmachain_level_ok(int32_t level);
+/* The GEMM at the given level (it must be ok). Returns the level that ran (level 2 hands problems it
+ * does not cover to level 1), or -1 for a bad argument or no memory. */
+int32_t ns_fmachain_gemm(const ns_fmachain_args *args, int32_t level);
+/* CDEF END */
+
+/* ---- internal: what each level implements (not part of the ABI) ---- */
+#ifndef NS_FMC_NO_INTERNAL
+typedef struct ns_fmc_block {
+    const ns_fmachain_args *p;
+    int64_t m0, m1;         /* rows */
+    int64_t n0, n1;         /* columns */
+} ns_fmc_block;
+/* Each computes out[m0:m1, n0:n1] before the NaN re-coding; returns 0, or -1 on no memory. */
+int32_t ns_fmc_block_portable(const ns_fmc_block *blk);
+int32_t ns_fmc_block_avx512(const ns_fmc_block *blk);
+int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif

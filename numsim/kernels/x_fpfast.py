@@ -1,0 +1,224 @@
+"""Exact kernels for the float-accumulating MAC units at the machine's own rounding rate (issue 15).
+
+Kernels of numsim.mac.FloatMacUnit and Int4Fp4r4Unit (both TPR phases) on csrc/fmachain*.c, each
+giving the MAC-level path's bits (`unit.gemm_codes`) wherever its `domain` returns None:
+
+- `float_mac.fma_fp16.avx512_fp16`: fp16 accumulator, one product per add: each add is one
+  `vfmadd231ph` (IEEE fusedMultiplyAdd: the product exact, one rounding to nearest even).
+- `float_mac.fmachain.avx512`: fp32 accumulators on `vfmadd231ps` (the same rule); fp16 and bf16
+  accumulators (one product or an exact fused group per add, the 4-way INT4 x FP4 MAC included) by
+  rounding to odd at 24 bits (FMA under embedded round-down and round-up: inexact iff they differ),
+  then to nearest even at 11 / 8 bits (24 >= p + 2: Boldo & Melquiond 2008).
+- `float_mac.fmachain.portable`: the same problems in portable C: TwoSum gives the add rounded to odd
+  at 53 bits, then ns_round_pack (the MAC-level path's one rounding routine) rounds it once.
+
+Every order of the unit (sequential, chunked, pairwise) runs in the unit's order from the same
+rounding primitive. Overflow: the kernels overflow to infinity; with finite inputs a finite output
+proves that no add overflowed, so the 'saturate' and 'error' policies take the kernel's outputs
+where they are finite and the MAC-level path's for the rest (the 'error' policy: the whole problem,
+so the error names the first overflow). overflow_count is the MAC-level path's: 0 for these units
+(units.c counts only the fixed-point inner adder's events, which these kernels' domain excludes).
+NaN outputs carry the MAC-level path's code (quieted initial accumulator, else the default NaN).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from .._ffi import cptr, ffi, lib
+from ..codec import _decode_table, decode
+from ..formats import FloatFormat
+from ..units import GemmResult
+
+LEVELS = {"portable": 0, "avx512": 1, "avx512_fp16": 2}
+_ACC = {(5, 10, 15): 0, (8, 7, 127): 1, (8, 23, 127): 2}      # (exp_bits, man_bits, bias) -> ns_fmachain_acc
+_ORDERS = {"sequential": 0, "chunked": 1, "pairwise": 2}
+
+
+@dataclass(frozen=True)
+class FpKernel:
+    """Fields of the kernel registry's Kernel (numsim/kernels, the contract of issue 14)."""
+
+    name: str
+    level: str
+    proof: str
+    domain: Callable
+    run: Callable
+
+
+def level_ok(level: str) -> bool:
+    """Whether this CPU runs the level's instructions."""
+    return bool(lib.ns_fmachain_level_ok(LEVELS[level]))
+
+
+def _is_ieee_fp32(f):
+    return (isinstance(f, FloatFormat) and f.radix == 2 and (f.exp_bits, f.man_bits, f.bias) == (8, 23, 127)
+            and f.subnormals and f.specials == "ieee")
+
+
+@functools.lru_cache(maxsize=64)
+def _values32(fmt):
+    """float32 values of every code of fmt (a read-only table), or None when some finite value is not a
+    float32 (None also for formats over 16 bits other than IEEE binary32, whose codes are its bits)."""
+    if fmt.bits > 16:
+        return None
+    v = _decode_table(fmt)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v32 = v.astype(np.float32)
+    fin = np.isfinite(v)
+    if not np.array_equal(v32[fin].astype(np.float64), v[fin]):
+        return None
+    v32.flags.writeable = False
+    return v32
+
+
+@functools.lru_cache(maxsize=64)
+def _fits_fp16(fmt):
+    """Every finite value of fmt is an fp16 value (the AVX512-FP16 kernel packs operands as fp16)."""
+    if _is_ieee_fp32(fmt) or fmt.bits > 16:
+        return False
+    v = _decode_table(fmt)
+    fin = np.isfinite(v)
+    with np.errstate(over="ignore"):
+        return bool(np.array_equal(v[fin].astype(np.float16).astype(np.float64), v[fin]))
+
+
+def _operand_values(codes, fmt):
+    if _is_ieee_fp32(fmt):
+        return np.ascontiguousarray(np.asarray(codes).astype(np.uint32, copy=False).view(np.float32))
+    return np.ascontiguousarray(_values32(fmt)[codes])
+
+
+def _ctx_of(problem):
+    return {k: v for k, v in (getattr(problem, "ctx", None) or {}).items() if v is not None}
+
+
+def _datapath(unit):
+    """(a_fmt, b_fmt) the datapath reads (radix-4 operands on the even grid), or a reason."""
+    from ..mac import FloatMacUnit
+
+    if not isinstance(unit, FloatMacUnit):
+        return "not a float-accumulating MAC unit"
+    return unit._c_a_fmt, unit._c_b_fmt
+
+
+def domain_fmachain(unit, problem):
+    """None when the fmachain kernels give the MAC-level bits for this problem, else the reason."""
+    fmts = _datapath(unit)
+    if isinstance(fmts, str):
+        return fmts
+    if _ctx_of(problem):
+        return "float units take no per-k context"
+    acc = unit.acc_fmt
+    if (acc.exp_bits, acc.man_bits, acc.bias) not in _ACC:
+        return f"accumulator {acc}: only fp16, bf16 and fp32 (custom formats stay on the MAC-level path)"
+    if unit.acc_rounding != "nearest_even":
+        return f"acc_rounding={unit.acc_rounding}: only nearest_even"
+    if unit.inner_bits is not None and unit.inner_bits < unit.inner_bits_exact:
+        return "a fixed-point inner adder that can overflow (its events are the MAC-level path's)"
+    for f in fmts:
+        if not (_is_ieee_fp32(f) or _values32(f) is not None):
+            return f"operand format {f}: values that are not float32 values"
+    if unit.fused_n > 1:
+        # The group's partial sums are multiples of 2^product_lsb; below 2^(product_lsb + 24) and with
+        # product_lsb >= -149 every one is a float32, so the mul/FMA chain that forms them is exact.
+        a_f, b_f = fmts
+        amax = float(np.nanmax(np.abs(np.where(np.isfinite(_values32(a_f)), _values32(a_f), 0))))
+        bmax = float(np.nanmax(np.abs(np.where(np.isfinite(_values32(b_f)), _values32(b_f), 0))))
+        lsb = unit.product_lsb
+        if lsb < -149 or unit.fused_n * amax * bmax >= 2.0 ** (lsb + 24):
+            return f"{unit.fused_n}-way products whose exact sums do not fit float32"
+    return None
+
+
+def domain_fp16_fma(unit, problem):
+    """The AVX512-FP16 chain: the fmachain domain, an fp16 accumulator, one product per add, fp16 operands."""
+    why = domain_fmachain(unit, problem)
+    if why:
+        return why
+    if _ACC[(unit.acc_fmt.exp_bits, unit.acc_fmt.man_bits, unit.acc_fmt.bias)] != 0:
+        return "not an fp16 accumulator"
+    if unit.fused_n != 1:
+        return "fused groups: the avx512 level"
+    if not all(_fits_fp16(f) for f in _datapath(unit)):
+        return "operand values that are not fp16 values"
+    return None
+
+
+def run_fmachain(unit, problem, level="avx512"):
+    """GemmResult of unit.gemm_codes(problem.a, problem.b, problem.c, **problem.ctx) at the given level."""
+    from ..mac import Int4Fp4r4Unit, default_threads, odd_phase_departures, odd_phase_trick
+
+    if isinstance(unit, Int4Fp4r4Unit) and unit.phase == "odd":
+        # the odd phase is the even datapath plus the exponent trick (mac.Int4Fp4r4Unit.gemm_codes)
+        even = run_fmachain(replace(unit, phase="even"), problem, level)
+        codes = odd_phase_trick(even.codes, unit.odd_underflow)
+        return GemmResult(codes=codes, values=decode(codes, unit.acc_fmt), overflow_count=even.overflow_count,
+                          info={"even_codes": even.codes,
+                                "departures": odd_phase_departures(even.codes, unit.odd_underflow)})
+    a_fmt, b_fmt = _datapath(unit)
+    a_codes, b_codes = np.asarray(problem.a), np.asarray(problem.b)
+    M, K = a_codes.shape
+    N = b_codes.shape[1]
+    a = _operand_values(a_codes, a_fmt)
+    b = _operand_values(b_codes, b_fmt)
+    acc = unit.acc_fmt
+    c = getattr(problem, "c", None)
+    cc = None if c is None else np.ascontiguousarray(np.asarray(c).astype(np.uint32))
+    out = np.empty((M, N), dtype=np.uint32)
+    nthreads = getattr(problem, "nthreads", None) or default_threads()
+    args = ffi.new("ns_fmachain_args *")
+    args.acc = _ACC[(acc.exp_bits, acc.man_bits, acc.bias)]
+    args.fused_n = unit.fused_n
+    args.order = _ORDERS[unit.order]
+    args.chunk = unit.chunk
+    args.M, args.K, args.N = M, K, N
+    args.a = cptr("float *", a)
+    args.b = cptr("float *", b)
+    args.c = cptr("uint32_t *", cc) if cc is not None else ffi.NULL
+    args.out = cptr("uint32_t *", out)
+    args.nthreads = int(nthreads)
+    ran = int(lib.ns_fmachain_gemm(args, LEVELS[level]))
+    if ran < 0:                                  # no memory for the packed panels: the MAC-level path
+        return unit.gemm_codes(problem.a, problem.b, c, nthreads=nthreads)
+    codes = out.astype(acc.dtype)
+    vals = decode(codes, acc)
+    if unit.acc_overflow != "to_inf":
+        bad = ~np.isfinite(vals)
+        if bad.any():
+            if unit.acc_overflow == "error":     # it raises naming the first overflow, or gives the bits
+                return unit.gemm_codes(problem.a, problem.b, c, nthreads=nthreads)
+            rows, cols = np.unique(np.nonzero(bad)[0]), np.unique(np.nonzero(bad)[1])
+            sub = unit.gemm_codes(a_codes[rows], b_codes[:, cols], None if c is None else np.asarray(c)[np.ix_(rows, cols)],
+                                  nthreads=nthreads)
+            r_idx, c_idx = np.nonzero(bad)
+            codes[r_idx, c_idx] = sub.codes[np.searchsorted(rows, r_idx), np.searchsorted(cols, c_idx)]
+            vals = decode(codes, acc)
+    return GemmResult(codes=codes, values=vals, overflow_count=0,
+                      info={"fmachain_level": {v: k for k, v in LEVELS.items()}[ran]})
+
+
+_PROOF_FMA = ("IEEE 754 fusedMultiplyAdd: x * y + z with the product exact and one rounding to nearest even "
+              "is the unit's add (one product into the accumulator); chunk and pairwise adds are FMAs with y = 1; "
+              "tests/test_kernels_fpfast.py compares codes and overflow_count with unit.gemm_codes")
+_PROOF_RO = ("fp32 accumulators: one FMA per add (IEEE fusedMultiplyAdd); fp16/bf16: the exact add (product exact in "
+             "the FMA, fused groups exact in float32 by the domain's bound) rounded to odd at 24 bits (FMA under "
+             "embedded round-down and round-up: inexact iff they differ), then to nearest even at p <= 11 bits: "
+             "24 >= p + 2 (Boldo & Melquiond 2008); tests/test_kernels_fpfast.py")
+_PROOF_PORTABLE = ("TwoSum gives each add rounded to odd at 53 bits; ns_round_pack (the MAC-level path's rounding) "
+                   "rounds it once to p <= 24 bits: 53 >= p + 2 (Boldo & Melquiond 2008); tests/test_kernels_fpfast.py")
+
+KERNELS = (
+    FpKernel("float_mac.fma_fp16.avx512_fp16", "avx512_fp16", _PROOF_FMA, domain_fp16_fma,
+             functools.partial(run_fmachain, level="avx512_fp16")),
+    FpKernel("float_mac.fmachain.avx512", "avx512", _PROOF_RO, domain_fmachain,
+             functools.partial(run_fmachain, level="avx512")),
+    FpKernel("float_mac.fmachain.portable", "portable", _PROOF_PORTABLE, domain_fmachain,
+             functools.partial(run_fmachain, level="portable")),
+)
+
+__all__ = ["FpKernel", "KERNELS", "LEVELS", "level_ok", "domain_fmachain", "domain_fp16_fma", "run_fmachain"]
