@@ -54,8 +54,11 @@ static inline double fmc_round(int acc, double x) {
 /* Term t of output (i, j): the exact sum of its products (IEEE double: exact by the precondition). */
 static inline double fmc_term(const ns_fmachain_args *p, int64_t i, int64_t j, int64_t t) {
     const int64_t k0 = t * p->fused_n, k1 = k0 + p->fused_n < p->K ? k0 + p->fused_n : p->K;
-    double s = (double)p->a[i * p->K + k0] * (double)p->b[k0 * p->N + j];
-    for (int64_t k = k0 + 1; k < k1; k++) s += (double)p->a[i * p->K + k] * (double)p->b[k * p->N + j];
+    double s = (double)ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * p->K + k0) *
+               (double)ns_fmc_val(p->b, p->b_bytes, p->b_lut, k0 * p->N + j);
+    for (int64_t k = k0 + 1; k < k1; k++)
+        s += (double)ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * p->K + k) *
+             (double)ns_fmc_val(p->b, p->b_bytes, p->b_lut, k * p->N + j);
     return s;
 }
 
@@ -70,7 +73,7 @@ int32_t ns_fmc_block_portable(const ns_fmc_block *blk) {
     }
     for (int64_t i = blk->m0; i < blk->m1; i++)
         for (int64_t j = blk->n0; j < blk->n1; j++) {
-            double total = p->c ? ns_unpack(p->c[i * p->N + j], &FMC_FMT[acc]) : 0.0;
+            double total = p->c ? ns_unpack(ns_fmc_code(p->c, acc, i * p->N + j), &FMC_FMT[acc]) : 0.0;
             if (p->order == 0) {
                 for (int64_t t = 0; t < T; t++) total = fmc_round(acc, fmc_sum_to_odd(total, fmc_term(p, i, j, t)));
             } else if (p->order == 1) {
@@ -95,7 +98,7 @@ int32_t ns_fmc_block_portable(const ns_fmc_block *blk) {
                 total = fmc_round(acc, fmc_sum_to_odd(total, v));
             }
             int32_t st;
-            p->out[i * p->N + j] = ns_round_pack(total, &FMC_FMT[acc], &FMC_RNE, 0, &st);
+            ns_fmc_put(p->out, acc, i * p->N + j, ns_round_pack(total, &FMC_FMT[acc], &FMC_RNE, 0, &st));
         }
     free(stack);
     return 0;
@@ -149,10 +152,10 @@ static void *fmc_run_task(void *arg) {
         const ns_fmachain_args *p = b->p;
         for (int64_t i = b->m0; i < b->m1; i++)
             for (int64_t j = b->n0; j < b->n1; j++) {
-                uint32_t *o = &p->out[i * p->N + j];
-                if (!fmc_is_nan(p->acc, *o)) continue;
-                const uint32_t c = p->c ? p->c[i * p->N + j] : 0;
-                *o = fmc_is_nan(p->acc, c) ? (c | fmc_quiet_bit(p->acc)) : fmc_default_nan(p->acc);
+                const int64_t idx = i * p->N + j;
+                if (!fmc_is_nan(p->acc, ns_fmc_code(p->out, p->acc, idx))) continue;
+                const uint32_t c = p->c ? ns_fmc_code(p->c, p->acc, idx) : 0;
+                ns_fmc_put(p->out, p->acc, idx, fmc_is_nan(p->acc, c) ? (c | fmc_quiet_bit(p->acc)) : fmc_default_nan(p->acc));
             }
     }
 #if NS_FMC_X86
@@ -166,6 +169,9 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
         p->order > 2 || (p->order == 1 && p->chunk < 1) || p->acc < 0 || p->acc > 2 || !ns_fmachain_level_ok(level))
         return -1;
     if ((p->M && p->K && (!p->a || !p->b)) || (p->M && p->N && !p->out)) return -1;
+    if (p->a_bytes < 1 || p->a_bytes > 4 || p->a_bytes == 3 || p->b_bytes < 1 || p->b_bytes > 4 || p->b_bytes == 3 ||
+        (p->a_bytes < 4 && !p->a_lut) || (p->b_bytes < 4 && !p->b_lut))
+        return -1;
     if (level == NS_FMC_AVX512_FP16 && !(p->acc == NS_FMC_FP16 && p->fused_n == 1)) level = NS_FMC_AVX512;
     int32_t nthreads = p->nthreads < 1 ? 1 : p->nthreads > 64 ? 64 : p->nthreads;
     /* Blocks: rows split first (in multiples of 8, the register tile), then columns (multiples of 64). */

@@ -217,18 +217,17 @@ int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
         for (int64_t k = 0; k < Kp; k++)
             for (int r = 0; r < FMC_MR; r++) {
                 const int64_t i = blk->m0 + tr * FMC_MR + r;
-                ap[(tr * Kp + k) * FMC_MR + r] = k >= K ? -0.0f : i < blk->m1 ? p->a[i * K + k] : 0.0f;
+                ap[(tr * Kp + k) * FMC_MR + r] =
+                    k >= K ? -0.0f : i < blk->m1 ? ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * K + k) : 0.0f;
             }
     const fmc_tile_fn tile = FMC_TILES[acc][fn == 1][p->order];
     for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMC_NR) {
         const int64_t nc = blk->n1 - n0 < FMC_NR ? blk->n1 - n0 : FMC_NR;
         const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
         const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xFFFF : nc > 16 ? (1u << (nc - 16)) - 1 : 0);
-        for (int64_t k = 0; k < Kp; k++) {
-            const float *src = p->b + k * N + n0;
-            _mm512_storeu_ps(bp + k * FMC_NR, k < K ? _mm512_maskz_loadu_ps(m0, src) : _mm512_setzero_ps());
-            _mm512_storeu_ps(bp + k * FMC_NR + 16, k < K ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps());
-        }
+        for (int64_t k = 0; k < Kp; k++)
+            for (int v = 0; v < FMC_NR; v++)
+                bp[k * FMC_NR + v] = k < K && v < nc ? ns_fmc_val(p->b, p->b_bytes, p->b_lut, k * N + n0 + v) : 0.0f;
         for (int64_t tr = 0; tr < row_tiles; tr++) {
             __m512 total[FMC_MR][2];
             for (int r = 0; r < FMC_MR; r++) {
@@ -236,7 +235,10 @@ int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
                 for (int v = 0; v < 2; v++) {
                     const __mmask16 m = v ? m1 : m0;
                     __m512i codes = _mm512_setzero_si512();
-                    if (p->c && i < blk->m1) codes = _mm512_maskz_loadu_epi32(m, p->c + i * N + n0 + 16 * v);
+                    const int64_t idx = i * N + n0 + 16 * v;
+                    if (p->c && i < blk->m1)
+                        codes = acc == NS_FMC_FP32 ? _mm512_maskz_loadu_epi32(m, (const uint32_t *)p->c + idx)
+                                                   : _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p->c + idx));
                     total[r][v] = fmc_from_codes(acc, codes);
                 }
             }
@@ -244,8 +246,12 @@ int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
             for (int r = 0; r < FMC_MR; r++) {
                 const int64_t i = blk->m0 + tr * FMC_MR + r;
                 if (i >= blk->m1) break;
-                _mm512_mask_storeu_epi32(p->out + i * N + n0, m0, fmc_to_codes(acc, total[r][0]));
-                _mm512_mask_storeu_epi32(p->out + i * N + n0 + 16, m1, fmc_to_codes(acc, total[r][1]));
+                for (int v = 0; v < 2; v++) {
+                    const __m512i codes = fmc_to_codes(acc, total[r][v]);
+                    const int64_t idx = i * N + n0 + 16 * v;
+                    if (acc == NS_FMC_FP32) _mm512_mask_storeu_epi32((uint32_t *)p->out + idx, v ? m1 : m0, codes);
+                    else _mm256_mask_storeu_epi16((uint16_t *)p->out + idx, v ? m1 : m0, _mm512_cvtepi32_epi16(codes));
+                }
             }
         }
     }

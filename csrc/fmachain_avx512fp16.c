@@ -107,12 +107,10 @@ static void *fmh_alloc(size_t bytes) {
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-/* 16 float32 values (fp16 values: exact) as 16 fp16 codes. */
-static inline __m256i fmh_pack16(__m512 x) { return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-
-static inline __mmask16 fmh_mask(int64_t nc, int part) {
-    const int64_t k = nc - 16 * part;
-    return (__mmask16)(k >= 16 ? 0xFFFF : k > 0 ? (1u << k) - 1 : 0);
+/* The lanes of vector `part` (32 columns each) inside the nc valid columns. */
+static inline __mmask32 fmh_mask32(int64_t nc, int part) {
+    const int64_t k = nc - 32 * part;
+    return (__mmask32)(k >= 32 ? 0xFFFFFFFFu : k > 0 ? (1u << k) - 1 : 0u);
 }
 
 int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
@@ -131,41 +129,32 @@ int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
         for (int64_t k = 0; k < K; k++)
             for (int r = 0; r < FMH_MR; r++) {
                 const int64_t i = blk->m0 + tr * FMH_MR + r;
-                ap[(tr * K + k) * FMH_MR + r] = (_Float16)(i < blk->m1 ? p->a[i * K + k] : 0.0f);   /* exact */
+                ap[(tr * K + k) * FMH_MR + r] =                               /* exact: fp16 values */
+                    (_Float16)(i < blk->m1 ? ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * K + k) : 0.0f);
             }
     const fmh_tile_fn tile = FMH_TILES[p->order];
     for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMH_NR) {
         const int64_t nc = blk->n1 - n0 < FMH_NR ? blk->n1 - n0 : FMH_NR;
         for (int64_t k = 0; k < K; k++)
-            for (int q = 0; q < 4; q++) {
-                const __m512 x = _mm512_maskz_loadu_ps(fmh_mask(nc, q), p->b + k * N + n0 + 16 * q);
-                _mm256_storeu_si256((__m256i *)(void *)(bp + k * FMH_NR + 16 * q), fmh_pack16(x));
-            }
+            for (int v = 0; v < FMH_NR; v++)                           /* exact: fp16 values */
+                bp[k * FMH_NR + v] = (_Float16)(v < nc ? ns_fmc_val(p->b, p->b_bytes, p->b_lut, k * N + n0 + v) : 0.0f);
         for (int64_t tr = 0; tr < row_tiles; tr++) {
             __m512h total[FMH_MR][2];
             for (int r = 0; r < FMH_MR; r++) {
                 const int64_t i = blk->m0 + tr * FMH_MR + r;
                 for (int v = 0; v < 2; v++) {
-                    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-                    if (p->c && i < blk->m1) {
-                        const uint32_t *c = p->c + i * N + n0 + 32 * v;
-                        lo = _mm512_cvtepi32_epi16(_mm512_maskz_loadu_epi32(fmh_mask(nc, 2 * v), c));
-                        hi = _mm512_cvtepi32_epi16(_mm512_maskz_loadu_epi32(fmh_mask(nc, 2 * v + 1), c + 16));
-                    }
-                    total[r][v] = _mm512_castsi512_ph(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+                    __m512i codes = _mm512_setzero_si512();
+                    if (p->c && i < blk->m1) codes = _mm512_maskz_loadu_epi16(fmh_mask32(nc, v), (const uint16_t *)p->c + i * N + n0 + 32 * v);
+                    total[r][v] = _mm512_castsi512_ph(codes);
                 }
             }
             tile(p, ap + tr * K * FMH_MR, bp, T, total, stack);
             for (int r = 0; r < FMH_MR; r++) {
                 const int64_t i = blk->m0 + tr * FMH_MR + r;
                 if (i >= blk->m1) break;
-                for (int v = 0; v < 2; v++) {
-                    const __m512i h = _mm512_castph_si512(total[r][v]);
-                    uint32_t *o = p->out + i * N + n0 + 32 * v;
-                    _mm512_mask_storeu_epi32(o, fmh_mask(nc, 2 * v), _mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)));
-                    _mm512_mask_storeu_epi32(o + 16, fmh_mask(nc, 2 * v + 1),
-                                             _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)));
-                }
+                for (int v = 0; v < 2; v++)
+                    _mm512_mask_storeu_epi16((uint16_t *)p->out + i * N + n0 + 32 * v, fmh_mask32(nc, v),
+                                             _mm512_castph_si512(total[r][v]));
             }
         }
     }

@@ -12,7 +12,8 @@
  * and column panels, never the reduction.
  *
  * Preconditions (checked by numsim/kernels/x_fpfast.py before any call): every operand value is a
- * float32 value (given as float32); with fused_n > 1 every partial sum of a term's products is a
+ * float32 value (given as codes and a float32 table of every code's value, or as float32 values); with
+ * fused_n > 1 every partial sum of a term's products is a
  * multiple of its finest product quantum below 2^24 of it and >= 2^-149 (so fp32 adds them exactly).
  *
  * Levels (each with its proof in its file): 0 portable C (fmachain.c), 1 AVX-512F/BW/VL/DQ
@@ -36,10 +37,13 @@ typedef struct ns_fmachain_args {
     int32_t order;          /* 0 sequential, 1 chunked, 2 pairwise */
     int64_t chunk;          /* terms per chunk (order 1) */
     int64_t M, K, N;
-    const float *a;         /* (M, K) row-major operand values */
-    const float *b;         /* (K, N) row-major operand values */
-    const uint32_t *c;      /* (M, N) initial accumulator codes, or NULL (+0) */
-    uint32_t *out;          /* (M, N) accumulator codes */
+    const void *a;          /* (M, K) row-major operand codes of a_bytes bytes (1, 2), or float32 values (4) */
+    const void *b;          /* (K, N) the same for b */
+    int32_t a_bytes, b_bytes;
+    const float *a_lut;     /* value of every a code (a_bytes 1 or 2); NULL with a_bytes 4 */
+    const float *b_lut;
+    const void *c;          /* (M, N) initial accumulator codes (uint16 for fp16 / bf16, uint32 for fp32), or NULL (+0) */
+    void *out;              /* (M, N) accumulator codes, the same widths */
     int32_t nthreads;       /* 1..64 */
 } ns_fmachain_args;
 
@@ -52,6 +56,20 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *args, int32_t level);
 
 /* ---- internal: what each level implements (not part of the ABI) ---- */
 #ifndef NS_FMC_NO_INTERNAL
+/* Operand value i of a (or b): a table lookup of its code, or the float32 itself. */
+static inline float ns_fmc_val(const void *x, int32_t bytes, const float *lut, int64_t i) {
+    if (bytes == 1) return lut[((const uint8_t *)x)[i]];
+    if (bytes == 2) return lut[((const uint16_t *)x)[i]];
+    return ((const float *)x)[i];
+}
+/* Accumulator code i of c (or out). */
+static inline uint32_t ns_fmc_code(const void *x, int32_t acc, int64_t i) {
+    return acc == NS_FMC_FP32 ? ((const uint32_t *)x)[i] : ((const uint16_t *)x)[i];
+}
+static inline void ns_fmc_put(void *x, int32_t acc, int64_t i, uint32_t code) {
+    if (acc == NS_FMC_FP32) ((uint32_t *)x)[i] = code;
+    else ((uint16_t *)x)[i] = (uint16_t)code;
+}
 typedef struct ns_fmc_block {
     const ns_fmachain_args *p;
     int64_t m0, m1;         /* rows */

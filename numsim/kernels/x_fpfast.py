@@ -87,10 +87,14 @@ def _fits_fp16(fmt):
         return bool(np.array_equal(v[fin].astype(np.float16).astype(np.float64), v[fin]))
 
 
-def _operand_values(codes, fmt):
+def _operand(codes, fmt):
+    """(array, bytes, table) for ns_fmachain_args: codes with the float32 table of their values, or the
+    float32 values themselves (IEEE binary32 operands, whose codes are their bits)."""
+    codes = np.asarray(codes)
     if _is_ieee_fp32(fmt):
-        return np.ascontiguousarray(np.asarray(codes).astype(np.uint32, copy=False).view(np.float32))
-    return np.ascontiguousarray(_values32(fmt)[codes])
+        return np.ascontiguousarray(codes.astype(np.uint32, copy=False).view(np.float32)), 4, None
+    codes = np.ascontiguousarray(codes.astype(fmt.dtype, copy=False))
+    return codes, codes.dtype.itemsize, _values32(fmt)
 
 
 def _ctx_of(problem):
@@ -164,12 +168,12 @@ def run_fmachain(unit, problem, level="avx512"):
     a_codes, b_codes = np.asarray(problem.a), np.asarray(problem.b)
     M, K = a_codes.shape
     N = b_codes.shape[1]
-    a = _operand_values(a_codes, a_fmt)
-    b = _operand_values(b_codes, b_fmt)
+    a, a_bytes, a_lut = _operand(a_codes, a_fmt)
+    b, b_bytes, b_lut = _operand(b_codes, b_fmt)
     acc = unit.acc_fmt
     c = getattr(problem, "c", None)
-    cc = None if c is None else np.ascontiguousarray(np.asarray(c).astype(np.uint32))
-    out = np.empty((M, N), dtype=np.uint32)
+    cc = None if c is None else np.ascontiguousarray(np.asarray(c).astype(acc.dtype, copy=False))
+    out = np.empty((M, N), dtype=acc.dtype)
     nthreads = getattr(problem, "nthreads", None) or default_threads()
     args = ffi.new("ns_fmachain_args *")
     args.acc = _ACC[(acc.exp_bits, acc.man_bits, acc.bias)]
@@ -177,15 +181,15 @@ def run_fmachain(unit, problem, level="avx512"):
     args.order = _ORDERS[unit.order]
     args.chunk = unit.chunk
     args.M, args.K, args.N = M, K, N
-    args.a = cptr("float *", a)
-    args.b = cptr("float *", b)
-    args.c = cptr("uint32_t *", cc) if cc is not None else ffi.NULL
-    args.out = cptr("uint32_t *", out)
+    args.a, args.a_bytes, args.a_lut = cptr("void *", a), a_bytes, cptr("float *", a_lut) if a_lut is not None else ffi.NULL
+    args.b, args.b_bytes, args.b_lut = cptr("void *", b), b_bytes, cptr("float *", b_lut) if b_lut is not None else ffi.NULL
+    args.c = cptr("void *", cc) if cc is not None else ffi.NULL
+    args.out = cptr("void *", out)
     args.nthreads = int(nthreads)
     ran = int(lib.ns_fmachain_gemm(args, LEVELS[level]))
     if ran < 0:                                  # no memory for the packed panels: the MAC-level path
         return unit.gemm_codes(problem.a, problem.b, c, nthreads=nthreads)
-    codes = out.astype(acc.dtype)
+    codes = out
     vals = decode(codes, acc)
     if unit.acc_overflow != "to_inf":
         bad = ~np.isfinite(vals)
