@@ -24,6 +24,14 @@
  *    Narrowing: fp16 by vcvtps2ph under nearest-even (IEEE conversion: subnormals, overflow to inf);
  *    bf16 by the integer rounding u + 0x7FFF + lsb, truncated (exact RNE on the code, carries into the
  *    exponent and to inf included; NaNs are kept NaN and re-coded by the driver).
+ *  - fp16 / bf16 accumulators with narrow products (args->narrow_products: fused_n == 1, every product
+ *    has <= p significand bits, 2^emin / 2^q <= 2^24 for q the finer of the accumulator's and the
+ *    products' quanta): one FMA rounded to nearest at 24 bits, then narrowed. Where |x| >= 2^emin the
+ *    add is x = acc + a * b of two numbers of p bits, and RN_p(RN_24(x)) = RN_p(x) since 24 >= 2p + 2
+ *    (Figueroa, "When is double rounding innocuous?", SIGNUM 1995; numsim's fastgemm.c proof B uses
+ *    it too); unbounded-exponent rounding also decides overflow, so it agrees there. Where
+ *    |x| < 2^emin, x is a multiple of 2^q below 2^(q + 24): a float32, so RN_24(x) = x and the
+ *    narrowing is the one rounding. Partial-sum adds and leaves are the same case (y = 1, z = -0).
  * Ordering: each output's adds run in the unit's order; lanes are output columns, rows are the
  * register tile's rows; nothing reassociates the reduction. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -56,10 +64,15 @@ FMC_ALWAYS __m512 fmc_narrow(const int acc, __m512 x) {
     return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xFFFF0000u)));
 }
 
+/* Kinds of add: the accumulator (ns_fmachain_acc), or 3 / 4: fp16 / bf16 with narrow products. */
+#define FMC_KINDS 5
+FMC_ALWAYS int fmc_acc_of(const int kind) { return kind >= 3 ? kind - 3 : kind; }
+
 /* RN_acc(x * y + z), one rounding. */
-FMC_ALWAYS __m512 fmc_op(const int acc, __m512 x, __m512 y, __m512 z) {
-    if (acc == NS_FMC_FP32) return _mm512_fmadd_ps(x, y, z);
-    return fmc_narrow(acc, fmc_ro_fma(x, y, z));
+FMC_ALWAYS __m512 fmc_op(const int kind, __m512 x, __m512 y, __m512 z) {
+    if (kind == NS_FMC_FP32) return _mm512_fmadd_ps(x, y, z);
+    if (kind >= 3) return fmc_narrow(kind - 3, _mm512_fmadd_ps(x, y, z));
+    return fmc_narrow(kind, fmc_ro_fma(x, y, z));
 }
 
 /* The exact sums of term t's fn products for the 8 x 32 tile (fn > 1). ap: [Kp][8], bp: [Kp][32]. */
@@ -191,9 +204,12 @@ typedef void (*fmc_tile_fn)(const ns_fmachain_args *, const float *, const float
 FMC_INST_FN(0)
 FMC_INST_FN(1)
 FMC_INST_FN(2)
+FMC_INST_ORD(3, 1)
+FMC_INST_ORD(4, 1)
 #define FMC_ROW(ACC, FN1) {fmc_tile_##ACC##_##FN1##_0, fmc_tile_##ACC##_##FN1##_1, fmc_tile_##ACC##_##FN1##_2}
-static const fmc_tile_fn FMC_TILES[3][2][3] = {
-    {FMC_ROW(0, 0), FMC_ROW(0, 1)}, {FMC_ROW(1, 0), FMC_ROW(1, 1)}, {FMC_ROW(2, 0), FMC_ROW(2, 1)}};
+static const fmc_tile_fn FMC_TILES[FMC_KINDS][2][3] = {
+    {FMC_ROW(0, 0), FMC_ROW(0, 1)}, {FMC_ROW(1, 0), FMC_ROW(1, 1)}, {FMC_ROW(2, 0), FMC_ROW(2, 1)},
+    {{NULL, NULL, NULL}, FMC_ROW(3, 1)}, {{NULL, NULL, NULL}, FMC_ROW(4, 1)}};
 
 static void *fmc_alloc(size_t bytes) {
     bytes = (bytes + 63) / 64 * 64;
@@ -220,7 +236,8 @@ int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
                 ap[(tr * Kp + k) * FMC_MR + r] =
                     k >= K ? -0.0f : i < blk->m1 ? ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * K + k) : 0.0f;
             }
-    const fmc_tile_fn tile = FMC_TILES[acc][fn == 1][p->order];
+    const int kind = p->narrow_products && fn == 1 && acc != NS_FMC_FP32 ? acc + 3 : acc;
+    const fmc_tile_fn tile = FMC_TILES[kind][fn == 1][p->order];
     for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMC_NR) {
         const int64_t nc = blk->n1 - n0 < FMC_NR ? blk->n1 - n0 : FMC_NR;
         const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1);

@@ -21,15 +21,18 @@
 #define FMH_NR 64       /* columns of the register tile: two vectors of 32 halves */
 #define FMH_ALWAYS static inline __attribute__((always_inline))
 
-/* x[r][v] = RN(a * b + x[r][v]) for term t (leaf: + -0, the term alone). ap: [K][8], bp: [K][64]. */
-FMH_ALWAYS void fmh_term_into(const _Float16 *ap, const _Float16 *bp, int64_t t, const int leaf,
+/* x[r][v] = RN(a * b + x[r][v]) for term t (leaf: + -0, the term alone). ap: [K][8] fp16 codes, each
+ * doubled into 32 bits (a 32-bit broadcast is a plain load; a 16-bit one also takes a shuffle port),
+ * bp: [K][64] fp16. */
+FMH_ALWAYS void fmh_term_into(const uint32_t *ap, const _Float16 *bp, int64_t t, const int leaf,
                               __m512h x[FMH_MR][2]) {
     const __m512h nz = _mm512_castsi512_ph(_mm512_set1_epi16((short)0x8000));
-    const _Float16 *a = ap + t * FMH_MR, *b = bp + t * FMH_NR;
+    const uint32_t *a = ap + t * FMH_MR;
+    const _Float16 *b = bp + t * FMH_NR;
     const __m512h b0 = _mm512_loadu_ph(b), b1 = _mm512_loadu_ph(b + 32);
 #pragma GCC unroll 8
     for (int r = 0; r < FMH_MR; r++) {
-        const __m512h av = _mm512_set1_ph(a[r]);
+        const __m512h av = _mm512_castsi512_ph(_mm512_set1_epi32((int)a[r]));
         x[r][0] = _mm512_fmadd_ph(av, b0, leaf ? nz : x[r][0]);
         x[r][1] = _mm512_fmadd_ph(av, b1, leaf ? nz : x[r][1]);
     }
@@ -43,7 +46,7 @@ FMH_ALWAYS void fmh_add_into(__m512h total[FMH_MR][2], __m512h x[FMH_MR][2]) {
     }
 }
 
-FMH_ALWAYS void fmh_tile(const int order, const ns_fmachain_args *p, const _Float16 *ap, const _Float16 *bp,
+FMH_ALWAYS void fmh_tile(const int order, const ns_fmachain_args *p, const uint32_t *ap, const _Float16 *bp,
                          int64_t T, __m512h total[FMH_MR][2], __m512h *stack) {
     if (order == 0) {
         for (int64_t t = 0; t < T; t++) fmh_term_into(ap, bp, t, 0, total);
@@ -87,10 +90,10 @@ FMH_ALWAYS void fmh_tile(const int order, const ns_fmachain_args *p, const _Floa
     }
 }
 
-typedef void (*fmh_tile_fn)(const ns_fmachain_args *, const _Float16 *, const _Float16 *, int64_t, __m512h (*)[2],
+typedef void (*fmh_tile_fn)(const ns_fmachain_args *, const uint32_t *, const _Float16 *, int64_t, __m512h (*)[2],
                             __m512h *);
 #define FMH_INST(ORD)                                                                                          \
-    static void fmh_tile_##ORD(const ns_fmachain_args *p, const _Float16 *ap, const _Float16 *bp, int64_t T,  \
+    static void fmh_tile_##ORD(const ns_fmachain_args *p, const uint32_t *ap, const _Float16 *bp, int64_t T,  \
                                __m512h (*total)[2], __m512h *stack) {                                         \
         __m512h x[FMH_MR][2]; /* a local copy, so the tile lives in registers */                              \
         for (int r = 0; r < FMH_MR; r++) { x[r][0] = total[r][0]; x[r][1] = total[r][1]; }                    \
@@ -120,7 +123,7 @@ int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
     const int64_t rows = blk->m1 - blk->m0, row_tiles = (rows + FMH_MR - 1) / FMH_MR;
     int depth = 2;
     while (depth < 64 && ((int64_t)1 << (depth - 2)) < T) depth++;
-    _Float16 *ap = (_Float16 *)fmh_alloc((size_t)(row_tiles * K * FMH_MR) * sizeof(_Float16));
+    uint32_t *ap = (uint32_t *)fmh_alloc((size_t)(row_tiles * K * FMH_MR) * sizeof(uint32_t));
     _Float16 *bp = (_Float16 *)fmh_alloc((size_t)(K * FMH_NR) * sizeof(_Float16));
     __m512h *stack = (__m512h *)fmh_alloc((size_t)(p->order == 2 ? depth * 2 * FMH_MR : 1) * sizeof(__m512h));
     if (!ap || !bp || !stack) { free(ap); free(bp); free(stack); return -1; }
@@ -129,8 +132,10 @@ int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
         for (int64_t k = 0; k < K; k++)
             for (int r = 0; r < FMH_MR; r++) {
                 const int64_t i = blk->m0 + tr * FMH_MR + r;
-                ap[(tr * K + k) * FMH_MR + r] =                               /* exact: fp16 values */
-                    (_Float16)(i < blk->m1 ? ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * K + k) : 0.0f);
+                const _Float16 h = (_Float16)(i < blk->m1 ? ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * K + k) : 0.0f);
+                uint16_t code;                                      /* exact: fp16 values */
+                memcpy(&code, &h, 2);
+                ap[(tr * K + k) * FMH_MR + r] = (uint32_t)code * 0x10001u;
             }
     const fmh_tile_fn tile = FMH_TILES[p->order];
     for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMH_NR) {

@@ -44,6 +44,9 @@ typedef struct ns_fmachain_args {
     const float *b_lut;
     const void *c;          /* (M, N) initial accumulator codes (uint16 for fp16 / bf16, uint32 for fp32), or NULL (+0) */
     void *out;              /* (M, N) accumulator codes, the same widths */
+    int32_t narrow_products;/* fp16 / bf16 with fused_n == 1: every product has <= p significand bits and
+                             * 2^emin_acc / 2^min(acc quantum, product quantum) <= 2^24, so that one float32
+                             * FMA rounded to nearest and then narrowed is the correct add (level 1; see there) */
     int32_t nthreads;       /* 1..64 */
 } ns_fmachain_args;
 

@@ -97,6 +97,21 @@ def _operand(codes, fmt):
     return codes, codes.dtype.itemsize, _values32(fmt)
 
 
+def _narrow_products(unit):
+    """The level-1 condition for one float32 FMA rounded to nearest, then narrowed (fmachain_avx512.c):
+    fused_n == 1, an fp16 / bf16 accumulator of p bits, products of <= p significand bits, and every sum
+    below 2^emin a float32 (2^emin / 2^q <= 2^24, q the finer of the accumulator's and products' quanta)."""
+    from ..mac import _lsb, _sig_bits
+
+    acc = unit.acc_fmt
+    if unit.fused_n != 1 or acc.man_bits > 10:
+        return False
+    a, b = unit._c_a_fmt, unit._c_b_fmt
+    q = unit.exact_lsb
+    return (_sig_bits(a) + _sig_bits(b) <= acc.man_bits + 1 and q >= -149 and (1 - acc.bias) - q <= 24
+            and _lsb(a) + _lsb(b) >= -149)
+
+
 def _ctx_of(problem):
     return {k: v for k, v in (getattr(problem, "ctx", None) or {}).items() if v is not None}
 
@@ -186,6 +201,7 @@ def run_fmachain(unit, problem, level="avx512"):
     args.c = cptr("void *", cc) if cc is not None else ffi.NULL
     args.out = cptr("void *", out)
     args.nthreads = int(nthreads)
+    args.narrow_products = int(_narrow_products(unit))
     ran = int(lib.ns_fmachain_gemm(args, LEVELS[level]))
     if ran < 0:                                  # no memory for the packed panels: the MAC-level path
         return unit.gemm_codes(problem.a, problem.b, c, nthreads=nthreads)
