@@ -2,7 +2,8 @@
 
 Every header `csrc/ns_*.h` carries its Python-visible declarations between
 `/* CDEF BEGIN */` and `/* CDEF END */`, so the C ABI is declared once.
-Set NUMSIM_SANITIZE=1 to build with AddressSanitizer + UndefinedBehaviorSanitizer.
+Set NUMSIM_SANITIZE=1 to build with AddressSanitizer + UndefinedBehaviorSanitizer, NUMSIM_PORTABLE_ONLY=1
+to leave out every per-ISA kernel (the build a non-x86 CPU gets; ns_cpu_features() is then 0).
 """
 import glob
 import os
@@ -28,6 +29,8 @@ def _cdef_text():
 def _compile_args():
     args = ["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
     link = ["-lpthread", "-lm"]
+    if os.environ.get("NUMSIM_PORTABLE_ONLY"):
+        args.append("-DNS_PORTABLE_ONLY")
     if os.environ.get("NUMSIM_SANITIZE"):
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
         args = [a for a in args if a != "-O3"] + ["-O1", "-g"] + san

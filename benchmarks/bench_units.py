@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from numsim.reference import units as R
+from numsim import kernels
 from numsim.units import get_unit
 
 PRESETS = [("int4_int32", {}), ("int4_int32_sample_shift", {}), ("int4_fp4r4_fp16", {}),
@@ -32,7 +33,7 @@ def main():
     args = ap.parse_args()
     n = args.size
     rng = np.random.default_rng(0)
-    print(f"GEMM {n}x{n}x{n} through unit.gemm_codes (MAC-level C path); MMAC/s = 1e6 MACs per second")
+    print(f"GEMM {n}x{n}x{n} through the MAC-level C kernel (numsim.kernels.mac_level_gemm); MMAC/s = 1e6 MACs per second")
     print(f"{'unit':34} {'1 thread':>10} {f'{args.threads} threads':>10} {'x1 thread':>10} {'reference':>10} {'x ref':>8}")
     for name, kw in PRESETS:
         u = get_unit(name, **kw)
@@ -46,8 +47,8 @@ def main():
             ctx["align_shift"] = rng.integers(0, 4, n)
         if "sample" in name:
             ctx["sample_shift"] = rng.integers(0, 5, n)
-        t1 = best(lambda: u.gemm_codes(A, B, nthreads=1, **ctx))
-        tn = best(lambda: u.gemm_codes(A, B, nthreads=args.threads, **ctx))
+        t1 = best(lambda: kernels.mac_level_gemm(u, A, B, ctx=ctx, nthreads=1))
+        tn = best(lambda: kernels.mac_level_gemm(u, A, B, ctx=ctx, nthreads=args.threads))
         kref = 256
         sub = {k: v[:kref] for k, v in ctx.items()}
         tr = best(lambda: R.dot(u, A[0, :kref], B[:kref, 0], **sub), reps=1) / kref

@@ -1,6 +1,7 @@
 """Every one of the 2^32 FP16 operand pairs through the units' FP16 adder (ns_f16_add) against an
 independent numpy oracle, resumable, with an optional MPFR sample. A thin wrapper of
-`numsim verify fp16` (numsim/commands/verify.py holds the oracles and the sweep).
+`numsim verify fp16` (the oracles and the sweep are the library numsim.verify: verify/oracles.py,
+verify/exhaustive.py; `numsim.verify.run_exhaustive` is the resumable sweep as a function).
 
 Usage (from the repository root):
   python benchmarks/exhaustive_fp16.py                        # nearest-even, 2 workers, resumable

@@ -2,7 +2,7 @@
 and as a ratio to numpy float32 matmul measured in the same run with the same thread count (goal >=
 0.1x). Two clocks: wall time (best of a few runs; noisy on a shared machine) and process CPU time
 (best of a few runs, all threads; on a loaded machine this is the steadier per-core figure). With
---simd 0 the fused-adder presets run the scalar kernel (as NUMSIM_NO_SIMD=1 does).
+--simd 0 the fused-adder presets run the scalar kernel (as NUMSIM_KERNEL=mac_level does), --simd 2 the AVX-512 one.
     python benchmarks/hardware_gemm.py [--n 512] [--threads 1] [--simd 0|2]
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from numsim._hw import fused_gemm  # noqa: E402
+from numsim import kernels  # noqa: E402
 from numsim.units import get_unit  # noqa: E402
 
 PRESETS = ["h100_hmma_f16", "h100_hmma_bf16", "h100_mma_e4m3", "h100_cublas_e4m3", "h100_imma_s8", "h100_imma_s4"]
@@ -67,7 +67,8 @@ def main(n, threads, simd, repeat):
             dt = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16, "fp8_e4m3fn": ml_dtypes.float8_e4m3fn}[u.a_fmt.name]
             bits = np.uint8 if u.a_fmt.name == "fp8_e4m3fn" else np.uint16
             ac, bc = a.astype(dt).view(bits), b.astype(dt).view(bits)
-            run = lambda: fused_gemm(u, ac, bc, None, threads, simd=simd)  # noqa: E731
+            kernel = {None: None, 0: "fused_adder.mac_level", 2: "fused_adder.avx512"}[simd]
+            run = lambda: kernels.gemm(u, ac, bc, nthreads=threads, kernel=kernel)  # noqa: E731
         w, c = best(run, repeat)
         print(f"| {name} | {w * 1e3:.1f} | {macs / w / 1e9:.2f} | {w_np / w:.3f}x | {c * 1e3:.1f} | "
               f"{macs / c / 1e9:.2f} | {c_np / c:.3f}x |")

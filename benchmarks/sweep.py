@@ -17,7 +17,7 @@ from numsim.sweep import run_sweep
 def spec(n_variants, m, k, n):
     man = list(range(4, 4 + (n_variants + 1) // 2))
     return {"sweep": {"name": "bench", "unit": "fp8_fp16", "nthreads": 1},
-            "fixed": {"a_fmt": "int4", "b_fmt": "fp4r4", "fused_n": 4, "order": "chunked"},
+            "fixed": {"a_fmt": "int4", "b_fmt": "fp4r4", "k_step": 4, "order": "chunked"},
             "grid": {"acc_fmt": {"man_bits": man}, "chunk": [16, 256]},
             "workload": [{"kind": "random", "name": "g", "dist": "laplace", "m": m, "k": k, "n": n}]}
 

@@ -17,7 +17,7 @@ import torch
 
 import numsim.torch as nt
 from numsim import QTensor, get_unit, matmul
-from numsim.mac import odd_phase_departures
+from numsim.units import odd_phase_departures
 from numsim.quant.pact import pact_quantize
 from numsim.quant.sawb import sawb_quantize
 from numsim.quant.tpr import tpr

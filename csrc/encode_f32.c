@@ -9,36 +9,16 @@
  * vs the same values as float64 input, which always takes the generic path). */
 #include "numsim.h"
 #include "ns_internal.h"
+#include "encode_f32_isa.h"
 #include <stdlib.h>
 
-#define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
+#if defined(NS_X86) && defined(__GNUC__) && !defined(__clang__)
 #define NS_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define NS_CLONES
 #endif
 
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-/* Constants of one call, resolved from the format and the options. */
-typedef struct f32k {
-    int kind;              /* 0 radix-2 float, 1 radix-4 float, 2 integer */
-    int M, emin, bias, phase, r4_linear, kmin, kmax, fmin;
-    uint32_t sign_bit, max_mag, inf_mag;
-    uint32_t ovf_code[2], inf_code[2], nan_fixed[2];
-    int nan_kind;          /* 0 no NaN (flag), 1 IEEE payload NaN, 2 fixed code, 3 map to zero */
-    int ovf_flag, inf_flag, fnuz;
-    int nearest, tie_away, up_dir[2], stochastic, R;
-    uint64_t seed_mix, index_offset;
-    int64_t int_lim[2];    /* integers: largest magnitude per sign */
-    uint32_t int_mask;
-    int int_wrap;
-} f32k;
 
 /* Round-up decision of the magnitude sig >> shift (0 <= shift <= 63); the same rule as
  * ns_round_shift_right, written without branches. */
@@ -51,7 +31,7 @@ static inline uint64_t round_up_bit(const f32k *k, uint64_t sig, int shift, uint
     uint64_t up = k->nearest ? near_up : (uint64_t)k->up_dir[neg];
     if (k->stochastic) {
         uint64_t frac = shift >= k->R ? rem >> (shift - k->R) : rem << (k->R - shift);
-        uint64_t rnd = mix64(k->seed_mix + (k->index_offset + index + 1) * GOLDEN) >> (64 - k->R);
+        uint64_t rnd = ns_rng_bits(k->seed_mix, k->index_offset + index, k->R);
         up = (frac + rnd) >> k->R;
     }
     return inexact & up;
@@ -146,224 +126,6 @@ static int run_r2_det(const f32k *k, const float *x, size_t n, void *codes, int 
 }
 
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-
-/* Lane constants of the deterministic rounding decision (all-ones masks). */
-typedef struct vround { __m256i near_sel, tie_away, up_pos, up_neg; } vround;
-
-__attribute__((target("avx2")))
-static inline vround vround_of(const f32k *k) {
-    vround v;
-    v.near_sel = _mm256_set1_epi32(k->nearest ? -1 : 0);
-    v.tie_away = _mm256_set1_epi32(k->tie_away ? -1 : 0);
-    v.up_pos = _mm256_set1_epi32(k->up_dir[0] ? -1 : 0);
-    v.up_neg = _mm256_set1_epi32(k->up_dir[1] ? -1 : 0);
-    return v;
-}
-
-/* sig >> shift rounded by the deterministic mode (shift in [0, 25], sig < 2^24): the lanes of
- * round_up_bit32. */
-__attribute__((target("avx2")))
-static inline __m256i vround_shift(__m256i sig, __m256i shift, __m256i negm, const vround *v) {
-    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
-    const __m256i nq = _mm256_srlv_epi32(sig, shift);
-    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, shift), one);
-    const __m256i rem = _mm256_and_si256(sig, mask);
-    const __m256i half = _mm256_srli_epi32(_mm256_add_epi32(mask, one), 1);
-    const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(nq, one), one);
-    const __m256i near_up = _mm256_or_si256(_mm256_cmpgt_epi32(rem, half),
-                                            _mm256_and_si256(_mm256_cmpeq_epi32(rem, half), _mm256_or_si256(v->tie_away, odd)));
-    const __m256i dir_up = _mm256_blendv_epi8(v->up_pos, v->up_neg, negm);
-    const __m256i up = _mm256_andnot_si256(_mm256_cmpeq_epi32(rem, zero), _mm256_blendv_epi8(dir_up, near_up, v->near_sel));
-    return _mm256_sub_epi32(nq, up);            /* up is all-ones (-1) where rounding up */
-}
-
-/* Store eight codes at index i in the caller's code width. */
-__attribute__((target("avx2")))
-static inline void vstore_codes(__m256i code, void *codes, size_t i, int code_bytes) {
-    if (code_bytes == 4) { _mm256_storeu_si256((__m256i *)((uint32_t *)codes + i), code); return; }
-    uint32_t tmp[8];
-    _mm256_storeu_si256((__m256i *)tmp, code);
-    if (code_bytes == 2) for (int j = 0; j < 8; j++) ((uint16_t *)codes)[i + j] = (uint16_t)tmp[j];
-    else for (int j = 0; j < 8; j++) ((uint8_t *)codes)[i + j] = (uint8_t)tmp[j];
-}
-
-/* AVX2: the same lanes of arithmetic as R2_DET_LOOP, eight float32 at a time. Masks are all-ones
- * lanes; every quantity stays below 2^31, so signed compares are exact. */
-__attribute__((target("avx2")))
-static size_t r2_det_avx2(const f32k *k, const float *x, size_t n, void *codes, int code_bytes, uint32_t *flag_out) {
-    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
-    const __m256i emin = _mm256_set1_epi32(k->emin), M = _mm256_set1_epi32(k->M);
-    const vround vr = vround_of(k);
-    const __m256i max_mag = _mm256_set1_epi32((int)k->max_mag), sign_bit = _mm256_set1_epi32((int)k->sign_bit);
-    const __m256i ovf0 = _mm256_set1_epi32((int)k->ovf_code[0]), ovf1 = _mm256_set1_epi32((int)k->ovf_code[1]);
-    const __m256i inf0 = _mm256_set1_epi32((int)k->inf_code[0]), inf1 = _mm256_set1_epi32((int)k->inf_code[1]);
-    const __m256i nanf0 = _mm256_set1_epi32(k->nan_kind == 2 ? (int)k->nan_fixed[0] : 0);
-    const __m256i nanf1 = _mm256_set1_epi32(k->nan_kind == 2 ? (int)k->nan_fixed[1] : 0);
-    const __m256i nan_is_ieee = _mm256_set1_epi32(k->nan_kind == 1 ? -1 : 0);
-    const __m256i nan_base = _mm256_set1_epi32((int)(k->inf_mag | (UINT32_C(1) << (k->M - 1))));
-    const __m128i nan_shift = _mm_cvtsi32_si128(23 - k->M);
-    const __m256i fnuz = _mm256_set1_epi32(k->fnuz ? -1 : 0);
-    const __m256i ovf_flag = _mm256_set1_epi32(k->ovf_flag ? -1 : 0), inf_flag = _mm256_set1_epi32(k->inf_flag ? -1 : 0);
-    const __m256i nan_flag = _mm256_set1_epi32(k->nan_kind == 0 ? -1 : 0);
-    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), man_mask = _mm256_set1_epi32(0x7FFFFF);
-    const __m256i hidden = _mm256_set1_epi32(0x800000), inf_bits = _mm256_set1_epi32(0x7F800000);
-    const __m256i c25 = _mm256_set1_epi32(25), c127 = _mm256_set1_epi32(127), c150 = _mm256_set1_epi32(150);
-    const __m256i qbias = _mm256_set1_epi32(k->M - k->emin);
-    __m256i flag = zero;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(x + i));
-        const __m256i negm = _mm256_srai_epi32(u, 31);
-        const __m256i a = _mm256_and_si256(u, abs_mask);
-        const __m256i e = _mm256_srli_epi32(a, 23);
-        const __m256i ep = _mm256_max_epi32(e, one);
-        const __m256i sig = _mm256_or_si256(_mm256_and_si256(a, man_mask), _mm256_and_si256(_mm256_cmpgt_epi32(e, zero), hidden));
-        const __m256i ue = _mm256_sub_epi32(ep, c127);
-        const __m256i qe = _mm256_sub_epi32(_mm256_max_epi32(ue, emin), M);
-        const __m256i shift = _mm256_min_epi32(_mm256_add_epi32(_mm256_sub_epi32(qe, ep), c150), c25);
-        const __m256i nq = vround_shift(sig, shift, negm, &vr);
-        const __m256i nz = _mm256_cmpeq_epi32(nq, zero);
-        __m256i mag = _mm256_add_epi32(_mm256_sllv_epi32(_mm256_add_epi32(qe, qbias), M), nq);
-        mag = _mm256_andnot_si256(nz, mag);
-        const __m256i ovf = _mm256_cmpgt_epi32(mag, max_mag);
-        const __m256i s = _mm256_and_si256(negm, sign_bit);
-        __m256i code = _mm256_blendv_epi8(_mm256_or_si256(s, mag), _mm256_blendv_epi8(ovf0, ovf1, negm), ovf);
-        code = _mm256_andnot_si256(_mm256_and_si256(_mm256_cmpeq_epi32(mag, zero), fnuz), code);
-        const __m256i is_inf = _mm256_cmpeq_epi32(a, inf_bits);
-        const __m256i is_nan = _mm256_cmpgt_epi32(a, inf_bits);
-        const __m256i finite = _mm256_cmpgt_epi32(inf_bits, a);
-        flag = _mm256_or_si256(flag, _mm256_and_si256(_mm256_and_si256(ovf, ovf_flag), finite));
-        const __m256i nan_ieee = _mm256_or_si256(_mm256_or_si256(s, nan_base), _mm256_srl_epi32(_mm256_and_si256(a, man_mask), nan_shift));
-        const __m256i nanc = _mm256_blendv_epi8(_mm256_blendv_epi8(nanf0, nanf1, negm), nan_ieee, nan_is_ieee);
-        code = _mm256_blendv_epi8(code, _mm256_blendv_epi8(inf0, inf1, negm), is_inf);
-        code = _mm256_blendv_epi8(code, nanc, is_nan);
-        flag = _mm256_or_si256(flag, _mm256_or_si256(_mm256_and_si256(is_inf, inf_flag), _mm256_and_si256(is_nan, nan_flag)));
-        code = _mm256_blendv_epi8(code, _mm256_andnot_si256(fnuz, s), _mm256_cmpeq_epi32(a, zero));
-        vstore_codes(code, codes, i, code_bytes);
-    }
-    *flag_out = !_mm256_testz_si256(flag, flag);
-    return i;
-}
-
-/* AVX2 radix-4 (no mantissa), deterministic modes: kk = floor(ue / 2) is an arithmetic shift. */
-__attribute__((target("avx2")))
-static size_t r4_det_avx2(const f32k *k, const float *x, size_t n, void *codes, int code_bytes, uint32_t *flag_out) {
-    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256(), all = _mm256_set1_epi32(-1);
-    const vround vr = vround_of(k);
-    const __m256i sign_bit = _mm256_set1_epi32((int)k->sign_bit), fmin = _mm256_set1_epi32(k->fmin);
-    const __m256i kmin = _mm256_set1_epi32(k->kmin), kmax = _mm256_set1_epi32(k->kmax), bias = _mm256_set1_epi32(k->bias);
-    const __m256i ovf0 = _mm256_set1_epi32((int)k->ovf_code[0]), ovf1 = _mm256_set1_epi32((int)k->ovf_code[1]);
-    const __m256i inf0 = _mm256_set1_epi32((int)k->inf_code[0]), inf1 = _mm256_set1_epi32((int)k->inf_code[1]);
-    const __m256i ovf_flag = _mm256_set1_epi32(k->ovf_flag ? -1 : 0), inf_flag = _mm256_set1_epi32(k->inf_flag ? -1 : 0);
-    const __m256i nan_flag = _mm256_set1_epi32(k->nan_kind == 0 ? -1 : 0);
-    const __m256i thr = _mm256_set1_epi32(k->r4_linear ? 0xC00000 : 0x800000);
-    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), man_mask = _mm256_set1_epi32(0x7FFFFF);
-    const __m256i hidden = _mm256_set1_epi32(0x800000), inf_bits = _mm256_set1_epi32(0x7F800000);
-    const __m256i c25 = _mm256_set1_epi32(25), c127p = _mm256_set1_epi32(127 - k->phase);
-    const __m256i ushift_base = _mm256_set1_epi32(2 * k->kmin + 150 - k->phase);
-    __m256i flag = zero;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(x + i));
-        const __m256i negm = _mm256_srai_epi32(u, 31);
-        const __m256i a = _mm256_and_si256(u, abs_mask);
-        const __m256i e = _mm256_srli_epi32(a, 23);
-        const __m256i ep = _mm256_max_epi32(e, one);
-        const __m256i m = _mm256_and_si256(a, man_mask);
-        const __m256i sig = _mm256_or_si256(m, _mm256_and_si256(_mm256_cmpgt_epi32(e, zero), hidden));
-        const __m256i s = _mm256_and_si256(negm, sign_bit);
-        const __m256i ue = _mm256_sub_epi32(ep, c127p);
-        __m256i kk = _mm256_srai_epi32(ue, 1);
-        const __m256i dir_up = _mm256_blendv_epi8(vr.up_pos, vr.up_neg, negm);
-        /* below 4^kmin: linear rounding between 0 and the smallest magnitude */
-        const __m256i ushift = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(ushift_base, ep), zero), c25);
-        const __m256i un = vround_shift(sig, ushift, negm, &vr);
-        const __m256i unz = _mm256_cmpgt_epi32(un, zero);
-        const __m256i under_code = _mm256_or_si256(s, _mm256_and_si256(unz, fmin));
-        /* inside the grid: X = (r - 1) 2^23 with r = |x| 2^phase / 4^kk */
-        const __m256i oddm = _mm256_cmpeq_epi32(_mm256_and_si256(ue, one), one);
-        const __m256i X = _mm256_blendv_epi8(m, _mm256_add_epi32(hidden, _mm256_add_epi32(m, m)), oddm);
-        const __m256i field = _mm256_add_epi32(kk, bias);
-        const __m256i odd_field = _mm256_cmpeq_epi32(_mm256_and_si256(field, one), one);
-        const __m256i near_up = _mm256_or_si256(_mm256_cmpgt_epi32(X, thr),
-                                                _mm256_and_si256(_mm256_cmpeq_epi32(X, thr), _mm256_or_si256(vr.tie_away, odd_field)));
-        const __m256i up = _mm256_andnot_si256(_mm256_cmpeq_epi32(X, zero), _mm256_blendv_epi8(dir_up, near_up, vr.near_sel));
-        kk = _mm256_sub_epi32(kk, up);
-        const __m256i ovf = _mm256_cmpgt_epi32(kk, kmax);
-        __m256i code = _mm256_blendv_epi8(_mm256_or_si256(s, _mm256_add_epi32(kk, bias)), _mm256_blendv_epi8(ovf0, ovf1, negm), ovf);
-        const __m256i under = _mm256_cmpgt_epi32(kmin, _mm256_srai_epi32(ue, 1));
-        code = _mm256_blendv_epi8(code, under_code, under);
-        const __m256i is_inf = _mm256_cmpeq_epi32(a, inf_bits), is_nan = _mm256_cmpgt_epi32(a, inf_bits);
-        const __m256i finite = _mm256_cmpgt_epi32(inf_bits, a);
-        flag = _mm256_or_si256(flag, _mm256_and_si256(_mm256_andnot_si256(under, _mm256_and_si256(ovf, ovf_flag)), finite));
-        code = _mm256_blendv_epi8(code, _mm256_blendv_epi8(inf0, inf1, negm), is_inf);
-        code = _mm256_andnot_si256(is_nan, code);                 /* nan='zero' (else flagged) */
-        flag = _mm256_or_si256(flag, _mm256_or_si256(_mm256_and_si256(is_inf, inf_flag), _mm256_and_si256(is_nan, nan_flag)));
-        code = _mm256_blendv_epi8(code, s, _mm256_cmpeq_epi32(a, zero));
-        (void)all;
-        vstore_codes(code, codes, i, code_bytes);
-    }
-    *flag_out = !_mm256_testz_si256(flag, flag);
-    return i;
-}
-
-/* AVX2 integers up to 16 bits, deterministic modes. Wrap uses the exact integer mod 2^32
- * (sllv gives 0 for counts >= 32, which is the value mod 2^32 for |x| >= 2^32). */
-__attribute__((target("avx2")))
-static size_t int_det_avx2(const f32k *k, const float *x, size_t n, void *codes, int code_bytes, uint32_t *flag_out) {
-    const __m256i one = _mm256_set1_epi32(1), zero = _mm256_setzero_si256();
-    const vround vr = vround_of(k);
-    const __m256i lim0 = _mm256_set1_epi32((int)k->int_lim[0]), lim1 = _mm256_set1_epi32((int)k->int_lim[1]);
-    const __m256i ovf0 = _mm256_set1_epi32((int)k->ovf_code[0]), ovf1 = _mm256_set1_epi32((int)k->ovf_code[1]);
-    const __m256i wrap = _mm256_set1_epi32(k->int_wrap ? -1 : 0), ovf_flag = _mm256_set1_epi32(k->ovf_flag ? -1 : 0);
-    const __m256i nan_flag = _mm256_set1_epi32(k->nan_kind == 0 ? -1 : 0), imask = _mm256_set1_epi32((int)k->int_mask);
-    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), man_mask = _mm256_set1_epi32(0x7FFFFF);
-    const __m256i hidden = _mm256_set1_epi32(0x800000), inf_bits = _mm256_set1_epi32(0x7F800000);
-    const __m256i c25 = _mm256_set1_epi32(25), c150 = _mm256_set1_epi32(150);
-    __m256i flag = zero;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256i u = _mm256_loadu_si256((const __m256i *)(const void *)(x + i));
-        const __m256i negm = _mm256_srai_epi32(u, 31);
-        const __m256i a = _mm256_and_si256(u, abs_mask);
-        const __m256i e = _mm256_srli_epi32(a, 23);
-        const __m256i ep = _mm256_max_epi32(e, one);
-        const __m256i sig = _mm256_or_si256(_mm256_and_si256(a, man_mask), _mm256_and_si256(_mm256_cmpgt_epi32(e, zero), hidden));
-        const __m256i sh = _mm256_sub_epi32(c150, ep);
-        const __m256i left = _mm256_cmpgt_epi32(zero, sh);             /* |x| >= 2^24 */
-        const __m256i shift = _mm256_min_epi32(_mm256_max_epi32(sh, zero), c25);
-        const __m256i nq = vround_shift(sig, shift, negm, &vr);
-        const __m256i big = _mm256_sllv_epi32(sig, _mm256_sub_epi32(zero, sh)); /* exact mod 2^32 */
-        const __m256i ovf = _mm256_or_si256(left, _mm256_cmpgt_epi32(nq, _mm256_blendv_epi8(lim0, lim1, negm)));
-        const __m256i mag = _mm256_blendv_epi8(nq, big, left);
-        const __m256i v = _mm256_and_si256(_mm256_blendv_epi8(mag, _mm256_sub_epi32(zero, mag), negm), imask);
-        __m256i code = _mm256_blendv_epi8(v, _mm256_blendv_epi8(ovf0, ovf1, negm), _mm256_andnot_si256(wrap, ovf));
-        const __m256i special = _mm256_cmpgt_epi32(a, _mm256_sub_epi32(inf_bits, one));
-        const __m256i is_nan = _mm256_cmpgt_epi32(a, inf_bits);
-        flag = _mm256_or_si256(flag, _mm256_and_si256(_mm256_andnot_si256(special, ovf), ovf_flag));
-        flag = _mm256_or_si256(flag, _mm256_or_si256(_mm256_andnot_si256(is_nan, special), _mm256_and_si256(is_nan, nan_flag)));
-        code = _mm256_andnot_si256(special, code);
-        code = _mm256_andnot_si256(_mm256_cmpeq_epi32(a, zero), code);
-        vstore_codes(code, codes, i, code_bytes);
-    }
-    *flag_out = !_mm256_testz_si256(flag, flag);
-    return i;
-}
-static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
-#else
-static size_t r2_det_avx2(const f32k *k, const float *x, size_t n, void *codes, int code_bytes, uint32_t *flag_out) {
-    (void)k; (void)x; (void)n; (void)codes; (void)code_bytes; *flag_out = 0; return 0;
-}
-static size_t r4_det_avx2(const f32k *k, const float *x, size_t n, void *codes, int code_bytes, uint32_t *flag_out) {
-    (void)k; (void)x; (void)n; (void)codes; (void)code_bytes; *flag_out = 0; return 0;
-}
-static size_t int_det_avx2(const f32k *k, const float *x, size_t n, void *codes, int code_bytes, uint32_t *flag_out) {
-    (void)k; (void)x; (void)n; (void)codes; (void)code_bytes; *flag_out = 0; return 0;
-}
-static int have_avx2(void) { return 0; }
-#endif
 
 /* Radix-2 float: quantum 2^qe with qe = max(ue, emin) - M; code magnitude
  * ((qe + M - emin) << M) + n covers normals, subnormals and the carry into the next binade. */
@@ -410,7 +172,7 @@ static inline uint32_t encode_r4(const f32k *k, uint32_t u, uint64_t index, uint
     uint64_t up;
     if (k->stochastic) {
         uint64_t frac = ((X << 29) / 3) >> (52 - k->R);
-        uint64_t rnd = mix64(k->seed_mix + (k->index_offset + index + 1) * GOLDEN) >> (64 - k->R);
+        uint64_t rnd = ns_rng_bits(k->seed_mix, k->index_offset + index, k->R);
         up = (frac + rnd) >> k->R;
     } else {
         const uint64_t thr = k->r4_linear ? UINT64_C(0xC00000) : UINT64_C(0x800000);
@@ -490,7 +252,7 @@ static int prepare(f32k *k, const ns_format *f, const ns_encode_opts *o) {
     k->up_dir[1] = mm[1] == NS_MAG_UP;
     k->stochastic = mm[0] == NS_MAG_STOCHASTIC;
     k->R = o->random_bits;
-    k->seed_mix = mix64(o->seed);
+    k->seed_mix = ns_seed_key(o->seed);
     k->index_offset = o->index_offset;
     k->sign_bit = UINT32_C(1) << (f->bits - 1);
 
@@ -554,13 +316,15 @@ int ns_encode_f32_kernel(const float *x, size_t n, const ns_format *f, const ns_
                          void *codes, int32_t code_bytes) {
     f32k k;
     if (!prepare(&k, f, o)) return 0;
-    /* NUMSIM_NO_SIMD=1 forces the scalar kernels (the tests compare both). */
-    const int simd = !k.stochastic && have_avx2() && getenv("NUMSIM_NO_SIMD") == NULL;
     size_t done = 0;
     uint32_t flag = 0;
-    if (simd && k.kind == 0) done = r2_det_avx2(&k, x, n, codes, code_bytes, &flag);
-    else if (simd && k.kind == 1) done = r4_det_avx2(&k, x, n, codes, code_bytes, &flag);
-    else if (simd && k.kind == 2 && f->bits <= 16) done = int_det_avx2(&k, x, n, codes, code_bytes, &flag);
+#ifdef NS_X86
+    /* NUMSIM_NO_SIMD=1 forces the portable kernels (the tests compare both). */
+    const int simd = !k.stochastic && ns_level_encode_f32(ns_cpu_usable()) >= 1;
+    if (simd && k.kind == 0) done = ns_encode_f32_r2_avx2(&k, x, n, codes, code_bytes, &flag);
+    else if (simd && k.kind == 1) done = ns_encode_f32_r4_avx2(&k, x, n, codes, code_bytes, &flag);
+    else if (simd && k.kind == 2 && f->bits <= 16) done = ns_encode_f32_int_avx2(&k, x, n, codes, code_bytes, &flag);
+#endif
     if (flag) return 0;
     x += done; n -= done;
     codes = (char *)codes + done * (size_t)code_bytes;

@@ -7,20 +7,10 @@
 #include <math.h>
 #include "numsim.h"
 #include "ns_internal.h"
+#include "encode_f32_isa.h"
 
-#define GOLDEN UINT64_C(0x9E3779B97F4A7C15)
-
-/* SplitMix64's finaliser: a bijective 64-bit mixer. */
-static inline uint64_t ns_mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-/* Counter-based generator: the bits depend on (seed, index) alone, never on call order. */
 static inline uint32_t random_bits(uint64_t seed, uint64_t index, int32_t nbits) {
-    uint64_t h = ns_mix64(ns_mix64(seed) + (index + 1) * GOLDEN);
-    return (uint32_t)(h >> (64 - nbits));
+    return ns_rng_bits(ns_seed_key(seed), index, nbits);
 }
 uint32_t ns_random_bits(uint64_t seed, uint64_t index, int32_t nbits) { return random_bits(seed, index, nbits); }
 
@@ -329,11 +319,7 @@ int32_t ns_encode_f64(const double *x, size_t n, const ns_format *f, const ns_en
     return encode_any(x, 0, n, f, o, codes, code_bytes, err_index);
 }
 
-int ns_encode_fp16_f32_fast(const float *x, size_t n, uint16_t *codes); /* simd.c */
-int ns_encode_f32_kernel(const float *x, size_t n, const ns_format *f, const ns_encode_opts *o,
-                         void *codes, int32_t code_bytes);      /* encode_f32.c */
-
-static int is_plain_fp16(const ns_format *f, const ns_encode_opts *o) {
+static inline int is_plain_fp16(const ns_format *f, const ns_encode_opts *o) {
     return f->kind == NS_KIND_FLOAT && f->radix_log2 == 1 && f->exp_bits == 5 && f->man_bits == 10 &&
            f->bias == 15 && f->subnormals && f->specials == NS_SPECIALS_IEEE &&
            o->rounding == NS_ROUND_NEAREST_EVEN && o->overflow == NS_OVF_TO_INF && o->underflow == NS_UNF_ROUND;
@@ -342,7 +328,12 @@ static int is_plain_fp16(const ns_format *f, const ns_encode_opts *o) {
 int32_t ns_encode_f32(const float *x, size_t n, const ns_format *f, const ns_encode_opts *o,
                       void *codes, int32_t code_bytes, int64_t *err_index) {
     /* IEEE binary16 round-to-nearest-even with overflow to inf is exactly what F16C computes. */
-    if (code_bytes == 2 && is_plain_fp16(f, o) && ns_encode_fp16_f32_fast(x, n, (uint16_t *)codes)) return NS_OK;
+#ifdef NS_X86
+    if (code_bytes == 2 && is_plain_fp16(f, o) && ns_level_f16c(ns_cpu_usable()) >= 1) {
+        ns_encode_f32_fp16_f16c(x, n, (uint16_t *)codes);
+        return NS_OK;
+    }
+#endif
     if (ns_encode_f32_kernel(x, n, f, o, codes, code_bytes)) return NS_OK;
     return encode_any(x, 1, n, f, o, codes, code_bytes, err_index);
 }

@@ -20,46 +20,11 @@
  * group); AVX2 and C: PW 8, KG 2, int16 lanes (32 bytes). a is converted a chunk of MC rows at a time
  * into lanes with the same k grouping; a register tile is MR rows x two panels. Threads split the
  * output over rows (the GIL is released by cffi). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "numsim.h"
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define NS_HAVE_X86 1
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
-#endif
-
-#define MR 4           /* rows of a register tile */
-#define MC 64          /* rows of a converted a chunk (multiple of MR) */
-#define KC 512         /* k per reduction block (multiple of 4): keeps a chunk block and a b tile in cache */
-
-typedef struct plan {
-    const uint8_t *a, *b;
-    const int32_t *a_val, *b_val;
-    int64_t M, K, N;
-    const int32_t *shift;
-    int shift_on_b, a_is_u8, level, acc_bits;
-    int32_t a_off, b_off;
-    const uint32_t *c;
-    int32_t *out;
-    double *values;
-    int64_t pw, kg, tile, Kg, Np;   /* panel width, k group, tile width (2 panels), k groups, padded N */
-    void *bp;                       /* packed b lanes: int8 (VNNI) or int16 */
-    uint32_t *col_corr;             /* per column: oa * sum_k lb  (mod 2^32) */
-    int16_t a_lane[256];            /* a code -> lane when a is not shifted */
-    int a_vec, b_vec;               /* 1: lanes by a 16-entry table (codes < 16), 2: code + offset (8-bit), 0: scalar */
-    int8_t a_lut16[16];             /* a code -> lane (codes < 16, a not shifted) */
-    int8_t b_lut16[31][16];         /* b code -> lane at each shift (codes < 16) */
-} plan;
-
-typedef struct task { const plan *p; int64_t lo, hi; int32_t status; } task;
-
-static inline int64_t shift_mul(const int32_t *shift, int64_t k) { return shift ? (int64_t)1 << shift[k] : 1; }
-
-static inline int32_t as_int32(uint32_t u) { int32_t v; memcpy(&v, &u, sizeof v); return v; }
-
-static inline int32_t load32(const void *p) { int32_t v; memcpy(&v, p, sizeof v); return v; }
+#include "ns_threads.h"
+#include "intgemm_isa.h"
 
 /* ---- packing b ----------------------------------------------------------------------------- */
 
@@ -95,67 +60,11 @@ static inline __attribute__((always_inline)) void pack_tiles(const plan *p, int6
     }
 }
 
-#ifdef NS_HAVE_X86
-/* The VNNI packing of tiles t0 .. t1 by 16-byte rows: lanes by a 16-entry table (vpshufb) or a byte
- * add, zero past N and K; a 4 x 16 byte transpose per k group; column lane sums by vpdpbusd with
- * ones (u8 ones x s8 lanes, or u8 lanes x s8 ones). */
-VNNI_TARGET static void pack_tiles_vnni(const plan *p, int64_t t0, int64_t t1) {
-    const int64_t K = p->K, N = p->N, Kg = p->Kg;
-    const __m512i ones = _mm512_set1_epi8(1);
-    const __m128i boff = _mm_set1_epi8((char)(p->b_off & 0xFF));
-    const int32_t *bshift = p->shift_on_b ? p->shift : NULL;
-    for (int64_t t = t0; t < t1; t++)
-        for (int h = 0; h < 2; h++) {
-            const int64_t n0 = t * 32 + h * 16;
-            const int64_t nv = N - n0 >= 16 ? 16 : N - n0 > 0 ? N - n0 : 0;
-            const __mmask16 cm = (__mmask16)((1u << nv) - 1);
-            uint8_t *dst = (uint8_t *)p->bp + (2 * t + h) * Kg * 64;
-            __m512i csum = _mm512_setzero_si512();
-            for (int64_t g = 0; g < Kg; g++) {
-                __m128i r[4];
-                for (int q = 0; q < 4; q++) {
-                    const int64_t k = 4 * g + q;
-                    r[q] = _mm_setzero_si128();
-                    if (k >= K || !cm) continue;
-                    const __m128i codes = _mm_maskz_loadu_epi8(cm, p->b + k * N + n0);
-                    if (p->b_vec == 1) {
-                        const __m128i lut = _mm_loadu_si128((const __m128i *)(const void *)p->b_lut16[bshift ? bshift[k] : 0]);
-                        r[q] = _mm_maskz_shuffle_epi8(cm, lut, codes);
-                    } else {
-                        r[q] = _mm_maskz_add_epi8(cm, codes, boff);
-                    }
-                }
-                const __m128i t01l = _mm_unpacklo_epi8(r[0], r[1]), t01h = _mm_unpackhi_epi8(r[0], r[1]);
-                const __m128i t23l = _mm_unpacklo_epi8(r[2], r[3]), t23h = _mm_unpackhi_epi8(r[2], r[3]);
-                __m512i v = _mm512_castsi128_si512(_mm_unpacklo_epi16(t01l, t23l));
-                v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t01l, t23l), 1);
-                v = _mm512_inserti32x4(v, _mm_unpacklo_epi16(t01h, t23h), 2);
-                v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t01h, t23h), 3);
-                _mm512_storeu_si512((void *)(dst + g * 64), v);
-                csum = p->a_is_u8 ? _mm512_dpbusd_epi32(csum, ones, v) : _mm512_dpbusd_epi32(csum, v, ones);
-            }
-            const __m512i corr = _mm512_mullo_epi32(csum, _mm512_set1_epi32(p->a_off));   /* mod 2^32 */
-            _mm512_storeu_si512((void *)(p->col_corr + n0), corr);                        /* n0 + 16 <= Np */
-        }
-}
-
-/* One row of a as VNNI lanes by a 16-entry table or a byte add, 64 codes at a time. */
-VNNI_TARGET static void convert_row_vnni(const plan *p, const uint8_t *arow, uint8_t *dst, int64_t K) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)p->a_lut16));
-    const __m512i off = _mm512_set1_epi8((char)(p->a_off & 0xFF));
-    for (int64_t k = 0; k < K; k += 64) {
-        const __mmask64 m = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
-        const __m512i codes = _mm512_maskz_loadu_epi8(m, arow + k);
-        const __m512i lanes = p->a_vec == 1 ? _mm512_shuffle_epi8(lut, codes) : _mm512_add_epi8(codes, off);
-        _mm512_mask_storeu_epi8(dst + k, m, lanes);
-    }
-}
-#endif
 
 static void *pack_task(void *arg) {
     task *t = (task *)arg;
-#ifdef NS_HAVE_X86
-    if (t->p->level == 2 && t->p->b_vec) { pack_tiles_vnni(t->p, t->lo, t->hi); return NULL; }
+#ifdef NS_X86
+    if (t->p->level == 2 && t->p->b_vec) { ns_int8_pack_tiles_avx512vnni(t->p, t->lo, t->hi); return NULL; }
 #endif
     if (t->p->level == 2) pack_tiles(t->p, t->lo, t->hi, 16, 4, 1);
     else pack_tiles(t->p, t->lo, t->hi, 8, 2, 2);
@@ -187,8 +96,8 @@ static void convert_a(const plan *p, int64_t m0, int64_t rows, int64_t rows_p, v
         } else if (bytes == 2) {
             for (int64_t k = 0; k < K; k++) r16[k] = p->a_lane[arow[k]];
         } else {
-#ifdef NS_HAVE_X86
-            if (p->a_vec) convert_row_vnni(p, arow, r8, K);
+#ifdef NS_X86
+            if (p->a_vec) ns_int8_convert_row_avx512vnni(p, arow, r8, K);
             else
 #endif
             for (int64_t k = 0; k < K; k++) r8[k] = (uint8_t)(p->a_lane[arow[k]] & 0xFF);
@@ -232,133 +141,7 @@ static void tile_c(const int16_t *A, int64_t lda, const int16_t *B0, int64_t pst
     }
 }
 
-#ifdef NS_HAVE_X86
-
-/* AVX2: vpmaddwd of a broadcast (a_k, a_k+1) int16 pair with 8 columns x (k, k+1). */
-__attribute__((target("avx2")))
-static void tile_avx2(const int16_t *A, int64_t lda, const int16_t *B0, int64_t pstride, int64_t ng, int32_t *C,
-                      int64_t ldc, int mr, int ncols, int first) {
-    __m256i c0[MR], c1[MR];
-    for (int r = 0; r < MR; r++) c0[r] = c1[r] = _mm256_setzero_si256();
-    const int16_t *B1 = B0 + pstride;
-    for (int64_t g = 0; g < ng; g++) {
-        const __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)(B0 + g * 16));
-        const __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(B1 + g * 16));
-        for (int r = 0; r < MR; r++) {
-            const __m256i x = _mm256_set1_epi32(load32(A + r * lda + 2 * g));
-            c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(x, b0));
-            c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(x, b1));
-        }
-    }
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols), idx);
-    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(ncols - 8), idx);
-    for (int r = 0; r < mr; r++) {
-        int *row = (int *)(C + r * ldc);
-        if (!first) c0[r] = _mm256_add_epi32(c0[r], _mm256_maskload_epi32(row, m0));
-        _mm256_maskstore_epi32(row, m0, c0[r]);
-        if (ncols > 8) {
-            if (!first) c1[r] = _mm256_add_epi32(c1[r], _mm256_maskload_epi32(row + 8, m1));
-            _mm256_maskstore_epi32(row + 8, m1, c1[r]);
-        }
-    }
-}
-
-/* Where a VNNI tile's last reduction block finishes its outputs: out = raw - col_corr - row_corr + c,
- * stored as int32 and as doubles. Pointers are at the tile's first row and column. */
-typedef struct tile_fin {
-    const uint32_t *col_corr, *row_corr, *c;   /* c: accumulator codes or NULL */
-    double *values;                            /* or NULL */
-    int64_t ld;                                /* row stride of c and values (N) */
-    uint32_t mask, sign;                       /* the accumulator's code mask and sign bit (0 for 32 bits) */
-} tile_fin;
-
-/* AVX-512 VNNI: vpdpbusd of a broadcast quad (a_k .. a_k+3) with 16 columns x 4 k. */
-VNNI_TARGET static inline __attribute__((always_inline)) __m512i
-finish_vec(__m512i acc, __m512i colc, uint32_t rowc, const uint32_t *c, __mmask16 m, const tile_fin *f) {
-    acc = _mm512_sub_epi32(_mm512_sub_epi32(acc, colc), _mm512_set1_epi32((int)rowc));
-    if (c) {   /* sign-extend the acc_bits-bit codes: ((c & mask) ^ sign) - sign */
-        const __m512i sign = _mm512_set1_epi32((int)f->sign);
-        const __m512i cv = _mm512_and_si512(_mm512_maskz_loadu_epi32(m, c), _mm512_set1_epi32((int)f->mask));
-        acc = _mm512_add_epi32(acc, _mm512_sub_epi32(_mm512_xor_si512(cv, sign), sign));
-    }
-    return acc;
-}
-
-VNNI_TARGET static inline __attribute__((always_inline)) void
-store_values(double *v, __m512i x, __mmask16 m) {
-    _mm512_mask_storeu_pd(v, (__mmask8)(m & 0xFF), _mm512_cvtepi32_pd(_mm512_castsi512_si256(x)));
-    if (m >> 8) _mm512_mask_storeu_pd(v + 8, (__mmask8)(m >> 8), _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(x, 1)));
-}
-
-VNNI_TARGET static inline __attribute__((always_inline)) void
-tile_vnni_t(const uint8_t *A, int64_t lda, const uint8_t *B0, int64_t pstride, int64_t ng, int32_t *C, int64_t ldc,
-            int mr, int ncols, int first, const tile_fin *fin, const int A_U8) {
-    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-    const uint8_t *B1 = B0 + pstride;
-    const uint8_t *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
-#define NS_DP(acc, x, b) acc = A_U8 ? _mm512_dpbusd_epi32(acc, x, b) : _mm512_dpbusd_epi32(acc, b, x)
-    for (int64_t g = 0; g < ng; g++) {
-        const __m512i b0 = _mm512_loadu_si512((const void *)(B0 + g * 64));
-        const __m512i b1 = _mm512_loadu_si512((const void *)(B1 + g * 64));
-        __m512i x = _mm512_set1_epi32(load32(a0 + 4 * g));
-        NS_DP(c00, x, b0); NS_DP(c01, x, b1);
-        x = _mm512_set1_epi32(load32(a1 + 4 * g));
-        NS_DP(c10, x, b0); NS_DP(c11, x, b1);
-        x = _mm512_set1_epi32(load32(a2 + 4 * g));
-        NS_DP(c20, x, b0); NS_DP(c21, x, b1);
-        x = _mm512_set1_epi32(load32(a3 + 4 * g));
-        NS_DP(c30, x, b0); NS_DP(c31, x, b1);
-    }
-#undef NS_DP
-    const __mmask16 m0 = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1);
-    const __mmask16 m1 = ncols >= 32 ? (__mmask16)0xFFFF : ncols <= 16 ? 0 : (__mmask16)((1u << (ncols - 16)) - 1);
-    __m512i lo[MR] = {c00, c10, c20, c30}, hi[MR] = {c01, c11, c21, c31};
-    __m512i cc0 = _mm512_setzero_si512(), cc1 = cc0;
-    if (fin) {
-        cc0 = _mm512_maskz_loadu_epi32(m0, fin->col_corr);
-        if (m1) cc1 = _mm512_maskz_loadu_epi32(m1, fin->col_corr + 16);
-    }
-    for (int r = 0; r < mr; r++) {
-        int32_t *row = C + r * ldc;
-        if (!first) lo[r] = _mm512_add_epi32(lo[r], _mm512_maskz_loadu_epi32(m0, row));
-        if (fin) lo[r] = finish_vec(lo[r], cc0, fin->row_corr[r], fin->c ? fin->c + r * fin->ld : NULL, m0, fin);
-        _mm512_mask_storeu_epi32(row, m0, lo[r]);
-        if (fin && fin->values) store_values(fin->values + r * fin->ld, lo[r], m0);
-        if (m1) {
-            if (!first) hi[r] = _mm512_add_epi32(hi[r], _mm512_maskz_loadu_epi32(m1, row + 16));
-            if (fin) hi[r] = finish_vec(hi[r], cc1, fin->row_corr[r], fin->c ? fin->c + r * fin->ld + 16 : NULL, m1, fin);
-            _mm512_mask_storeu_epi32(row + 16, m1, hi[r]);
-            if (fin && fin->values) store_values(fin->values + r * fin->ld + 16, hi[r], m1);
-        }
-    }
-}
-
-VNNI_TARGET static void tile_vnni_au8(const uint8_t *A, int64_t lda, const uint8_t *B0, int64_t pstride, int64_t ng,
-                                      int32_t *C, int64_t ldc, int mr, int ncols, int first, const tile_fin *fin) {
-    tile_vnni_t(A, lda, B0, pstride, ng, C, ldc, mr, ncols, first, fin, 1);
-}
-
-VNNI_TARGET static void tile_vnni_bu8(const uint8_t *A, int64_t lda, const uint8_t *B0, int64_t pstride, int64_t ng,
-                                      int32_t *C, int64_t ldc, int mr, int ncols, int first, const tile_fin *fin) {
-    tile_vnni_t(A, lda, B0, pstride, ng, C, ldc, mr, ncols, first, fin, 0);
-}
-
-static int have_avx2(void) { return __builtin_cpu_supports("avx2"); }
-static int have_vnni(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-}
-#else
-static int have_avx2(void) { return 0; }
-static int have_vnni(void) { return 0; }
-#endif
-
-int32_t ns_int8_gemm_level(void) {
-    if (getenv("NUMSIM_NO_SIMD")) return 0;
-    if (have_vnni() && !getenv("NUMSIM_NO_VNNI")) return 2;
-    return have_avx2() ? 1 : 0;
-}
+int32_t ns_int8_gemm_level(void) { return ns_level_int8_gemm(ns_cpu_usable()); }
 
 /* ---- one thread's rows --------------------------------------------------------------------- */
 
@@ -393,6 +176,7 @@ static void *rows_task(void *arg) {
     const int64_t pstride = p->Kg * p->pw * p->kg;      /* lanes between panels */
     const uint32_t mask = p->acc_bits >= 32 ? 0xFFFFFFFFu : (1u << p->acc_bits) - 1;
     const uint32_t sign = p->acc_bits >= 32 ? 0 : 1u << (p->acc_bits - 1);
+    (void)mask; (void)sign;                             /* read by the VNNI tiles only */
     void *abuf = malloc((size_t)(MC * lda * bytes));
     uint32_t *row_corr = (uint32_t *)malloc(MC * sizeof(uint32_t));
     if (!abuf || !row_corr) { free(abuf); free(row_corr); t->status = NS_ERR_ARG; return NULL; }
@@ -410,7 +194,7 @@ static void *rows_task(void *arg) {
                     const int mr = (int)(rows - i < MR ? rows - i : MR);
                     int32_t *C = p->out + (mc + i) * p->N + n0;
                     const int first = g0 == 0;
-#ifdef NS_HAVE_X86
+#ifdef NS_X86
                     if (p->level == 2) {
                         const uint8_t *A = (const uint8_t *)abuf + i * lda + g0 * 4;
                         const uint8_t *B = (const uint8_t *)p->bp + boff;
@@ -418,12 +202,12 @@ static void *rows_task(void *arg) {
                         const tile_fin fin = {p->col_corr + n0, row_corr + i, p->c ? p->c + row0 : NULL,
                                               p->values ? p->values + row0 : NULL, p->N, mask, sign};
                         const tile_fin *f = g0 + ng >= p->Kg ? &fin : NULL;      /* the last reduction block */
-                        if (p->a_is_u8) tile_vnni_au8(A, lda, B, pstride, ng, C, p->N, mr, ncols, first, f);
-                        else tile_vnni_bu8(A, lda, B, pstride, ng, C, p->N, mr, ncols, first, f);
+                        if (p->a_is_u8) ns_int8_tile_avx512vnni_au8(A, lda, B, pstride, ng, C, p->N, mr, ncols, first, f);
+                        else ns_int8_tile_avx512vnni_bu8(A, lda, B, pstride, ng, C, p->N, mr, ncols, first, f);
                         continue;
                     }
                     if (p->level == 1) {
-                        tile_avx2((const int16_t *)abuf + i * lda + g0 * 2, lda, (const int16_t *)p->bp + boff,
+                        ns_int8_tile_avx2((const int16_t *)abuf + i * lda + g0 * 2, lda, (const int16_t *)p->bp + boff,
                                   pstride, ng, C, p->N, mr, ncols, first);
                         continue;
                     }
@@ -439,21 +223,12 @@ static void *rows_task(void *arg) {
     return NULL;
 }
 
-/* Runs fn over n tasks on n threads (the calling thread takes task 0; a thread that cannot be
- * created runs its task here: same bits). */
-static void run_tasks(void *(*fn)(void *), task *tasks, int32_t n) {
-    pthread_t *tids = (pthread_t *)calloc((size_t)n, sizeof(pthread_t));
-    char *joined = (char *)calloc((size_t)n, 1);
-    for (int32_t i = 1; i < n; i++) {
-        if (tids && joined && pthread_create(&tids[i], NULL, fn, &tasks[i]) == 0) joined[i] = 1;
-        else fn(&tasks[i]);
-    }
-    fn(&tasks[0]);
-    for (int32_t i = 1; i < n; i++) if (joined && joined[i]) pthread_join(tids[i], NULL);
-    free(tids); free(joined);
+static void rows_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    task *tk = (task *)ctx + t;
+    tk->lo = lo; tk->hi = hi;
+    rows_task(tk);
 }
 
-/* Whether each 8-bit code's lane byte is code + off (mod 256): value == code (mod 256). */
 static int byte_add_ok(const int32_t *val, int32_t off) {
     for (int i = 0; i < 256; i++)
         if ((((int64_t)val[i] + off) & 0xFF) != ((i + (int64_t)off) & 0xFF)) return 0;
@@ -478,7 +253,10 @@ int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, con
         !a_val || !b_val || !out || a_bits < 1 || a_bits > 8 || b_bits < 1 || b_bits > 8)
         return NS_ERR_ARG;
     if (level < 0) level = ns_int8_gemm_level();
-    if ((level == 2 && !have_vnni()) || (level == 1 && !have_avx2())) return NS_ERR_ARG;
+    /* an explicit level needs the instructions, whatever the environment says */
+    if ((level == 2 && ns_level_int8_gemm(ns_cpu_features()) < 2) ||
+        (level == 1 && !ns_cpu_has(ns_cpu_features(), NS_CPU_AVX2)))
+        return NS_ERR_ARG;
     int32_t smin = 0, smax = 0;
     if (shift) {
         smin = 31;
@@ -517,9 +295,8 @@ int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, con
     const size_t bp_bytes = (size_t)(p.Kg * p.kg) * (size_t)p.Np * (level == 2 ? 1 : 2);
     p.bp = aligned_alloc(64, (bp_bytes + 63) / 64 * 64);
     p.col_corr = (uint32_t *)malloc((size_t)p.Np * sizeof(uint32_t));
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > 64) nthreads = 64;
-    task *tasks = (task *)calloc((size_t)nthreads, sizeof(task));
+    const int32_t nrow = ns_thread_count(nthreads, M);
+    task *tasks = (task *)calloc((size_t)nrow, sizeof(task));
     int32_t st = NS_OK;
     if (!p.bp || !p.col_corr || !tasks) { st = NS_ERR_ARG; goto done; }
 
@@ -528,11 +305,8 @@ int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, con
     tasks[0].p = &p; tasks[0].lo = 0; tasks[0].hi = p.Np / p.tile;
     pack_task(&tasks[0]);
 
-    const int32_t nrow = nthreads < M ? nthreads : (int32_t)M;
-    for (int32_t i = 0; i < nrow; i++) {
-        tasks[i].p = &p; tasks[i].lo = M * i / nrow; tasks[i].hi = M * (i + 1) / nrow; tasks[i].status = NS_OK;
-    }
-    run_tasks(rows_task, tasks, nrow);
+    for (int32_t i = 0; i < nrow; i++) { tasks[i].p = &p; tasks[i].status = NS_OK; }
+    ns_parallel_for(M, nthreads, rows_range, tasks);
     for (int32_t i = 0; i < nrow; i++) if (tasks[i].status) st = tasks[i].status;
 done:
     free(p.bp); free(p.col_corr); free(tasks);

@@ -7,15 +7,15 @@
  *     #define NS_DPI_IMPLEMENTATION
  *     #include "ns_dpi.h"
  *
- * and is compiled together with csrc/formats.c, csrc/units.c, csrc/simd.c (-lm -lpthread).
+ * and is compiled together with every C file of csrc/ (-lm -lpthread).
  * Verilator compiles DPI sources as C++: the declarations are extern "C".
  *
  * Codes: INT4 operands are their two's complement values (-8..7) or 4-bit codes (only the low
  * 4 bits are read); INT32 accumulators are int32 values; FP16 accumulators are 16-bit codes in an int
  * (0..65535); in the 4-way step a and b are 16-bit buses, lane i in bits [4i +: 4] (the RTL layout).
- * Policies are ns_overflow values: 0 saturate, 1 wrap, 4 error. *status gets 0, or the ns_unit_status
+ * Policies are ns_overflow values: 0 saturate, 1 wrap, 4 error. *status gets 0, or the ns_status
  * of an overflow under the 'error' policy (1 accumulator, 6 widening; the result is then 0) or
- * NS_UNIT_BAD_ARG (8) for an out-of-range argument. Everything equals numsim.units.get_unit(...)
+ * NS_ERR_UNIT_ARG (8) for an out-of-range argument. Everything equals numsim.units.get_unit(...)
  * bit for bit (tests/test_rtl_dpi.py checks it against numsim.rtl.Model). No CDEF block: Python
  * reaches the same kernels through numsim.mac.
  */
@@ -100,7 +100,7 @@ int32_t ns_dpi_int4_int32_step(int32_t acc, int32_t a, int32_t b, int32_t align_
     uint32_t out = 0;
     int64_t events = 0;
     if (align_shift < 0 || align_shift > 31 || !ns_dpi_int_policy(widen_overflow) || !ns_dpi_int_policy(acc_overflow)) {
-        *status = NS_UNIT_BAD_ARG;
+        *status = NS_ERR_UNIT_ARG;
         return 0;
     }
     ns_dpi_fill_int4_int32(&u, widen_overflow, acc_overflow);
@@ -111,7 +111,7 @@ int32_t ns_dpi_int4_int32_step(int32_t acc, int32_t a, int32_t b, int32_t align_
 int32_t ns_dpi_int4_int32_dot(const int32_t *a, const int32_t *b, const int32_t *align_shift, int32_t K, int32_t c,
                               int32_t widen_overflow, int32_t acc_overflow, int32_t *status) {
     int32_t acc = c;
-    if (K < 0 || K > NS_DPI_MAX_K) { *status = NS_UNIT_BAD_ARG; return 0; }
+    if (K < 0 || K > NS_DPI_MAX_K) { *status = NS_ERR_UNIT_ARG; return 0; }
     *status = 0;
     for (int32_t k = 0; k < K && !*status; k++)   /* sequential order: the dot is K steps */
         acc = ns_dpi_int4_int32_step(acc, a[k], b[k], align_shift ? align_shift[k] : 0, widen_overflow, acc_overflow,
@@ -122,7 +122,7 @@ int32_t ns_dpi_int4_int32_dot(const int32_t *a, const int32_t *b, const int32_t 
 int32_t ns_dpi_int4_fp4r4_fp16_step(int32_t acc, int32_t a_lanes, int32_t b_lanes, int32_t *status) {
     ns_unit u;
     uint32_t a[4], b[4], out = 0;
-    if (acc < 0 || acc > 0xFFFF) { *status = NS_UNIT_BAD_ARG; return 0; }
+    if (acc < 0 || acc > 0xFFFF) { *status = NS_ERR_UNIT_ARG; return 0; }
     for (int i = 0; i < 4; i++) {
         a[i] = ((uint32_t)a_lanes >> (4 * i)) & 0xF;
         b[i] = ((uint32_t)b_lanes >> (4 * i)) & 0xF;
@@ -137,7 +137,7 @@ int32_t ns_dpi_int4_fp4r4_fp16_dot(const int32_t *a, const int32_t *b, int32_t K
     ns_unit u;
     uint32_t acc = (uint32_t)c, a4[4], b4[4];
     if (K < 0 || K > NS_DPI_MAX_K || c < 0 || c > 0xFFFF || odd_underflow < 0 || odd_underflow > 2) {
-        *status = NS_UNIT_BAD_ARG;
+        *status = NS_ERR_UNIT_ARG;
         return 0;
     }
     ns_dpi_fill_int4_fp4r4_fp16(&u, 0, 0);

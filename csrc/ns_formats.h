@@ -20,7 +20,12 @@ enum ns_nan_policy { NS_NAN_ERROR = 0, NS_NAN_ZERO = 1 };
 enum ns_underflow { NS_UNF_ROUND = 0, NS_UNF_FLUSH = 1 };
 enum ns_r4_threshold { NS_R4_LOG = 0, NS_R4_LINEAR = 1 };
 enum ns_r4_zero { NS_R4_ZERO_EXP0 = 0, NS_R4_ZERO_NONE = 1 };
-enum ns_status { NS_OK = 0, NS_ERR_OVERFLOW = 1, NS_ERR_NAN = 2, NS_ERR_INF = 3, NS_ERR_CODE = 4, NS_ERR_ARG = 5 };
+/* Every status any kernel returns (one enum for the whole C ABI). 1..5 come from encodes and the fast
+ * GEMMs, 1 and 6..9 from the MAC-unit kernels (1: an accumulator add overflowed under 'error'). */
+enum ns_status {
+    NS_OK = 0, NS_ERR_OVERFLOW = 1, NS_ERR_NAN = 2, NS_ERR_INF = 3, NS_ERR_CODE = 4, NS_ERR_ARG = 5,
+    NS_ERR_WIDEN_OVERFLOW = 6, NS_ERR_SHIFT_OVERFLOW = 7, NS_ERR_UNIT_ARG = 8, NS_ERR_INNER_OVERFLOW = 9
+};
 
 /* A format descriptor; numsim.formats fills it from the frozen Python descriptors. */
 typedef struct ns_format {

@@ -9,6 +9,21 @@ static inline double ns_f64_from_bits(uint64_t u) { double x; memcpy(&x, &u, 8);
 static inline uint32_t ns_f32_bits(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 static inline float ns_f32_from_bits(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
 
+/* The stochastic-rounding generator, counter-based: the bits of element `index` depend on (seed, index)
+ * alone, never on call order or thread count. SplitMix64's finaliser (a bijective 64-bit mixer) keys the
+ * seed once, then mixes seed_key + (index + 1) * golden ratio. numsim/reference/rng.py is the independent
+ * Python oracle of the same bits. */
+static inline uint64_t ns_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+static inline uint64_t ns_seed_key(uint64_t seed) { return ns_mix64(seed); }
+/* The top nbits (1..32) of element index's draw under key = ns_seed_key(seed). */
+static inline uint32_t ns_rng_bits(uint64_t key, uint64_t index, int nbits) {
+    return (uint32_t)(ns_mix64(key + (index + 1) * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - nbits));
+}
+
 /* Index of the most significant set bit of a nonzero 64-bit integer. */
 static inline int ns_msb64(uint64_t v) {
 #if defined(__GNUC__) || defined(__clang__)

@@ -15,9 +15,6 @@ enum ns_order { NS_ORDER_SEQUENTIAL = 0, NS_ORDER_CHUNKED = 1, NS_ORDER_PAIRWISE
 enum ns_sample_group { NS_GROUP_PER_SAMPLE = 0, NS_GROUP_PER_SHIFT = 1 };
 enum ns_shift_dir { NS_SHIFT_LEFT = 0, NS_SHIFT_RIGHT = 1 };
 enum ns_odd_underflow { NS_ODD_FLUSH = 0, NS_ODD_EXACT = 1, NS_ODD_CLAMP = 2 };
-/* Statuses of the unit kernels (1 matches NS_ERR_OVERFLOW). */
-enum ns_unit_status { NS_UNIT_ACC_OVERFLOW = 1, NS_UNIT_WIDEN_OVERFLOW = 6, NS_UNIT_SHIFT_OVERFLOW = 7,
-                      NS_UNIT_BAD_ARG = 8, NS_UNIT_INNER_OVERFLOW = 9 };
 
 /* One MAC unit; numsim.mac fills it from the frozen Python descriptors. */
 typedef struct ns_unit {
@@ -70,7 +67,7 @@ int32_t ns_float_mac_step(const ns_unit *u, uint32_t acc, const uint32_t *a, con
 int64_t ns_unit_trace_len(const ns_unit *u, int64_t K);
 /* One output: a[k * a_stride], b[k * b_stride], k < K; shift (K,) or NULL; c the initial accumulator.
  * trace (capacity trace_cap, may be NULL) receives the accumulator code after every adder.
- * Returns an ns_unit_status; on error *err_step is the trace position and *err_k the reduction index. */
+ * Returns an ns_status; on error *err_step is the trace position and *err_k the reduction index. */
 int32_t ns_unit_dot(const ns_unit *u, const uint32_t *a, int64_t a_stride, const uint32_t *b, int64_t b_stride,
                     int64_t K, const int32_t *shift, uint32_t c, uint32_t *acc_out, uint32_t *trace,
                     int64_t trace_cap, int64_t *events, int64_t *err_step, int64_t *err_k);

@@ -2,6 +2,8 @@
  * Each module header is listed here once. */
 #ifndef NUMSIM_H
 #define NUMSIM_H
+#include "ns_cpu.h"
+#include "ns_threads.h"
 #include "ns_formats.h"
 #include "ns_fastgemm.h"
 #include "ns_intgemm.h"

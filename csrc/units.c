@@ -21,10 +21,10 @@
  *    double's, so subnormal targets are covered too. Nothing is double-rounded in any mode.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include "numsim.h"
 #include "ns_internal.h"
+#include "ns_threads.h"
 
 /* ---- integer registers -------------------------------------------------------------------- */
 
@@ -58,19 +58,19 @@ static inline int32_t widened_product(const ns_unit *u, uint32_t a, uint32_t b, 
                                       int64_t *events) {
     int64_t p = int_value(a, &u->a_fmt) * int_value(b, &u->b_fmt);
     *w = p * ((int64_t)1 << shift);
-    return fit_signed(w, u->widen_bits, u->widen_overflow, events) ? NS_UNIT_WIDEN_OVERFLOW : NS_OK;
+    return fit_signed(w, u->widen_bits, u->widen_overflow, events) ? NS_ERR_WIDEN_OVERFLOW : NS_OK;
 }
 
 static inline int32_t int_acc_add(const ns_unit *u, int64_t x, int64_t y, int64_t *out, int64_t *events) {
     *out = x + y;
-    return fit_signed(out, u->acc_fmt.bits, u->acc_overflow, events) ? NS_UNIT_ACC_OVERFLOW : NS_OK;
+    return fit_signed(out, u->acc_fmt.bits, u->acc_overflow, events) ? NS_ERR_OVERFLOW : NS_OK;
 }
 
 /* The per-sample shift: left by (max_shift - s) into the accumulator width, or right by s rounded. */
 static inline int32_t sample_shift_apply(const ns_unit *u, int64_t *v, int s, int64_t *events) {
     if (u->shift_dir == NS_SHIFT_LEFT) {
         *v = *v * ((int64_t)1 << (u->max_shift - s));
-        return fit_signed(v, u->acc_fmt.bits, u->shift_overflow, events) ? NS_UNIT_SHIFT_OVERFLOW : NS_OK;
+        return fit_signed(v, u->acc_fmt.bits, u->shift_overflow, events) ? NS_ERR_SHIFT_OVERFLOW : NS_OK;
     }
     const int negative = *v < 0;
     const uint64_t mag = negative ? (uint64_t)0 - (uint64_t)*v : (uint64_t)*v;
@@ -195,7 +195,7 @@ static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t
     }
     int32_t st;
     *out = ns_round_pack(s, fa->f, &fa->o, 0, &st);
-    return st ? NS_UNIT_ACC_OVERFLOW : NS_OK;
+    return st ? NS_ERR_OVERFLOW : NS_OK;
 }
 
 /* Special operands: 1 when the result is decided (NaN or inf), with *out set. */
@@ -251,7 +251,7 @@ static int32_t float_group(const ns_unit *u, const float_adder *fa, int has_acc,
         const int p0 = has_acc ? 1 : 0;
         int64_t sum = 0;
         for (int j = p0; j < m; j++) sum += (int64_t)ldexp(t[j], -u->product_lsb);
-        if (fit_signed(&sum, u->inner_bits, u->inner_overflow, events)) return NS_UNIT_INNER_OVERFLOW;
+        if (fit_signed(&sum, u->inner_bits, u->inner_overflow, events)) return NS_ERR_INNER_OVERFLOW;
         t[p0] = ldexp((double)sum, u->product_lsb);  /* exact: inner_bits <= 53; an integer zero is +0 */
         m = p0 + 1;
     }
@@ -343,7 +343,7 @@ int32_t ns_sample_shift_finish(const ns_unit *u, uint32_t total, uint32_t group_
 
 int32_t ns_float_mac_step(const ns_unit *u, uint32_t acc, const uint32_t *a, const uint32_t *b, int32_t n,
                           uint32_t *acc_out) {
-    if (n < 0 || n > u->fused_n || n > NS_MAX_FUSED) return NS_UNIT_BAD_ARG;
+    if (n < 0 || n > u->fused_n || n > NS_MAX_FUSED) return NS_ERR_UNIT_ARG;
     float_adder fa;
     make_float_adder(&fa, &u->acc_fmt, u->acc_rounding, u->acc_overflow, u->sum_in_double, u->exact_lsb);
     int64_t events = 0;
@@ -491,14 +491,14 @@ int64_t ns_unit_trace_len(const ns_unit *u, int64_t K) {
 int32_t ns_unit_dot(const ns_unit *u, const uint32_t *a, int64_t a_stride, const uint32_t *b, int64_t b_stride,
                     int64_t K, const int32_t *shift, uint32_t c, uint32_t *acc_out, uint32_t *trace,
                     int64_t trace_cap, int64_t *events, int64_t *err_step, int64_t *err_k) {
-    if (K < 0 || (u->kind == NS_UNIT_SAMPLE_SHIFT && K > 0 && !shift)) return NS_UNIT_BAD_ARG;
+    if (K < 0 || (u->kind == NS_UNIT_SAMPLE_SHIFT && K > 0 && !shift)) return NS_ERR_UNIT_ARG;
     dot_ctx d;
     dot_init(&d, u, a, a_stride, b, b_stride, K, shift);
     d.trace = trace; d.cap = trace_cap;
     uint32_t *scratch = NULL;
     if (u->kind != NS_UNIT_SAMPLE_SHIFT && u->order == NS_ORDER_PAIRWISE && d.T > 0) {
         scratch = (uint32_t *)malloc((size_t)d.T * sizeof *scratch);
-        if (!scratch) return NS_UNIT_BAD_ARG;
+        if (!scratch) return NS_ERR_UNIT_ARG;
     }
     int32_t st = dot_run(&d, c, scratch, acc_out);
     free(scratch);
@@ -524,7 +524,7 @@ static void *gemm_rows(void *arg) {
     gemm_job *j = (gemm_job *)arg;
     const int64_t T = j->u->kind == NS_UNIT_FLOAT ? (j->K + j->u->fused_n - 1) / j->u->fused_n : j->K;
     uint32_t *scratch = (uint32_t *)malloc((size_t)(T > 0 ? T : 1) * sizeof *scratch);
-    if (!scratch) { j->status = NS_UNIT_BAD_ARG; j->err_index = j->row0 * j->N; return NULL; }
+    if (!scratch) { j->status = NS_ERR_UNIT_ARG; j->err_index = j->row0 * j->N; return NULL; }
     for (int64_t i = j->row0; i < j->row1; i++)
         for (int64_t n = 0; n < j->N; n++) {
             dot_ctx d;
@@ -542,33 +542,29 @@ static void *gemm_rows(void *arg) {
     return NULL;
 }
 
+static void gemm_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    gemm_job *j = (gemm_job *)ctx + t;
+    j->row0 = lo; j->row1 = hi;
+    gemm_rows(j);
+}
+
 int32_t ns_unit_gemm(const ns_unit *u, const uint32_t *a, const uint32_t *bt, int64_t M, int64_t K, int64_t N,
                      const int32_t *shift, const uint32_t *c, uint32_t *acc_out, int32_t nthreads,
                      int64_t *events, int64_t *err_index, int64_t *err_step, int64_t *err_k) {
-    if (M < 0 || K < 0 || N < 0 || (u->kind == NS_UNIT_SAMPLE_SHIFT && K > 0 && !shift)) return NS_UNIT_BAD_ARG;
-    if (nthreads < 1) nthreads = 1;
-    if (nthreads > 64) nthreads = 64;
-    if (nthreads > M) nthreads = M > 0 ? (int32_t)M : 1;
-    gemm_job jobs[64];
-    pthread_t tid[64];
-    int started[64] = {0};
-    for (int t = 0; t < nthreads; t++) {
+    if (M < 0 || K < 0 || N < 0 || (u->kind == NS_UNIT_SAMPLE_SHIFT && K > 0 && !shift)) return NS_ERR_UNIT_ARG;
+    gemm_job jobs[NS_MAX_THREADS];
+    const int32_t T = ns_thread_count(nthreads, M);
+    for (int t = 0; t < T; t++) {
         gemm_job *j = &jobs[t];
         memset(j, 0, sizeof *j);
         j->u = u; j->a = a; j->bt = bt; j->c = c; j->shift = shift; j->out = acc_out; j->K = K; j->N = N;
-        j->row0 = M * t / nthreads; j->row1 = M * (t + 1) / nthreads;
     }
-    for (int t = 1; t < nthreads; t++) started[t] = pthread_create(&tid[t], NULL, gemm_rows, &jobs[t]) == 0;
-    gemm_rows(&jobs[0]);
-    for (int t = 1; t < nthreads; t++) {
-        if (started[t]) pthread_join(tid[t], NULL);
-        else gemm_rows(&jobs[t]);                     /* no thread available: run the rows here */
-    }
+    ns_parallel_for(M, nthreads, gemm_range, jobs);
     int32_t status = NS_OK;
     *events = 0;
-    for (int t = 0; t < nthreads; t++) {
+    for (int t = 0; t < T; t++) {
         *events += jobs[t].events;
-        if (jobs[t].status && status == NS_OK) {     /* blocks are in row order: the first failing block */
+        if (jobs[t].status && status == NS_OK) {     /* ranges are in row order: the first failing range */
             status = jobs[t].status;
             *err_index = jobs[t].err_index; *err_step = jobs[t].err_step; *err_k = jobs[t].err_k;
         }

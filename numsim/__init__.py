@@ -3,10 +3,9 @@ from .errors import NumsimError
 from .formats import FloatFormat, IntFormat, REGISTRY as FORMATS, get_format
 from .codec import decode, encode, quantize
 from .qtensor import QTensor
-from .units import get_unit, unit_names
+from .units import (FloatMacUnit, FusedDotUnit, Int4Fp4r4Unit, IntMacUnit, IntMMAUnit, RequantInt8, SampleShiftUnit,
+                    get_unit, unit_names)
 from .gemm import MatmulResult, conv2d, matmul
-from .mac import FloatMacUnit, Int4Fp4r4Unit, IntMacUnit, RequantInt8, SampleShiftUnit
-from .hardware import FusedDotUnit, IntMMAUnit
 
 __version__ = "0.1.0"
 

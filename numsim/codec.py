@@ -5,13 +5,12 @@ import functools
 
 import numpy as np
 
+from . import _abi
 from ._ffi import cptr, ffi, lib
 from .errors import NumsimError, bad
 from .formats import FloatFormat, IntFormat, get_format
 from .rounding import (NAN_POLICIES, OVERFLOW_POLICIES, ROUNDING_MODES, UNDERFLOW_POLICIES, nan_policy,
                        overflow_policy, rounding_mode, underflow_policy)
-
-_SPECIALS = {"ieee": 0, "fn": 1, "fnuz": 2, "none": 3}
 
 
 def c_format(fmt):
@@ -30,7 +29,7 @@ def c_format(fmt):
         f.bias = fmt.bias
         f.radix_log2 = 2 if fmt.radix == 4 else 1
         f.subnormals = int(fmt.subnormals)
-        f.specials = _SPECIALS[fmt.specials]
+        f.specials = _abi.SPECIALS[fmt.specials]
         f.phase = fmt.phase
         f.r4_threshold = 0 if fmt.r4_threshold == "log" else 1
         f.r4_zero = 0 if fmt.r4_zero == "exp0" else 1
@@ -78,7 +77,8 @@ def as_real_array(values, arg="values") -> np.ndarray:
     raise bad(arg, "a real array of float16/float32/float64 or integers", f"dtype {a.dtype}")
 
 
-_STATUS_MSG = {1: "overflow", 2: "NaN", 3: "infinity", 4: "code out of range"}
+_STATUS_MSG = {lib.NS_ERR_OVERFLOW: "overflow", lib.NS_ERR_NAN: "NaN", lib.NS_ERR_INF: "infinity",
+               lib.NS_ERR_CODE: "code out of range"}
 
 
 def _raise_status(st, idx, shape, arg, fmt, src):
@@ -87,10 +87,10 @@ def _raise_status(st, idx, shape, arg, fmt, src):
     value = ""
     if src is not None:
         value = f" (value {src.reshape(-1)[int(idx)]!r})"
-    if st == 2:
+    if st == lib.NS_ERR_NAN:
         raise NumsimError(f"{arg}: NaN at index {tuple(int(p) for p in pos)}{value} cannot be encoded in {fmt}, "
                           f"which has no NaN; pass nan='zero' to map NaN to zero")
-    if st == 3:
+    if st == lib.NS_ERR_INF:
         raise NumsimError(f"{arg}: infinity at index {tuple(int(p) for p in pos)} cannot be encoded in {fmt} "
                           f"under this overflow policy")
     raise NumsimError(f"{arg}: {what} at index {tuple(int(p) for p in pos)}{value} for format {fmt}")

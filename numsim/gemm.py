@@ -184,16 +184,11 @@ def _initial_accumulator(c, unit, shape):
 
 
 def _run_unit(unit, a2, b2, c2, nthreads, ctx):
-    """A proven fast path where one applies (numsim.fastpath), else the unit's MAC-level path."""
-    from . import fastpath
+    """The unit's GEMM through the kernel numsim.kernels.select picks (c2: accumulator codes)."""
+    from .kernels import gemm
 
-    a2 = np.ascontiguousarray(a2)
-    b2 = np.ascontiguousarray(b2)
-    c2 = None if c2 is None else np.ascontiguousarray(c2)
-    res = fastpath.gemm(unit, a2, b2, c2, ctx, nthreads)
-    if res is None:
-        res = unit.gemm_codes(a2, b2, c2, nthreads=nthreads, **ctx)
-    return res
+    return gemm(unit, np.ascontiguousarray(a2), np.ascontiguousarray(b2),
+                c=None if c2 is None else np.ascontiguousarray(c2), nthreads=nthreads, ctx=ctx)
 
 
 def matmul(a, b, unit, c=None, nthreads=None) -> MatmulResult:
@@ -372,6 +367,7 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
         ctx_g.append(ctx)
     per_image = oh * ow * k * x_codes.dtype.itemsize
     chunk = max(1, int(max_patch_bytes // max(per_image, 1)))
+    used = []       # the kernel of every GEMM, as matmul's info["kernel"]
     for n0 in range(0, nb, chunk):
         n1 = min(nb, n0 + chunk)
         for g in range(groups):
@@ -383,6 +379,7 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
             if c_codes is not None:
                 c2 = c_codes[n0:n1, g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(-1, og)
             res = _run_unit(unit, a2, b2, c2, nthreads, ctx_g[g])
+            used.append(res.info.get("kernel"))
             codes[n0:n1, g * og:(g + 1) * og] = res.codes.reshape(n1 - n0, oh, ow, og).transpose(0, 3, 1, 2)
             overflow += int(res.overflow_count)
             if res.out_codes is not None:
@@ -395,4 +392,118 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
     values = acc_values * scale
     return MatmulResult(codes=_back(codes, mod), values=_back(values, mod), acc_values=_back(acc_values, mod),
                         scale=scale, overflow_count=overflow, out_codes=_back(out_codes, mod),
-                        out_fmt=getattr(unit, "out_fmt", None), unit=unit)
+                                                out_fmt=getattr(unit, "out_fmt", None), unit=unit, info={"kernel": used})
+
+
+# ---- conv2d's backward as GEMMs --------------------------------------------------------------------
+# For y = conv2d(x, w) with x (N, C, H, W), w (O, C/g, kh, kw), y (N, O, OH, OW), per group:
+# - dL/dX = conv2d_grad_input_kernel(w) (C/g, O/g * kh * kw) @ conv2d_grad_input_patches(dL/dY)
+#   (O/g * kh * kw, N * H * W): a transposed convolution as one GEMM over the flipped taps, with no
+#   col2im (each dL/dX element is one reduction); conv2d_grad_input_gather -> (N, C, H, W);
+# - dL/dW = conv2d_grad_weight_patches(x) (C/g * kh * kw, N * OH * OW) @ conv2d_grad_weight_grads(dL/dY)
+#   (N * OH * OW, O/g), reduction over (n, oh, ow); conv2d_grad_weight_gather -> (O, C/g, kh, kw).
+# The operands are code arrays, so either side can be a unit's a or b input (numsim.torch.numerics).
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """One conv2d (a Linear layer is the 1x1 case)."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    kh: int
+    kw: int
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
+    groups: int = 1
+
+    @property
+    def oh(self):
+        return (self.h + 2 * self.padding[0] - self.dilation[0] * (self.kh - 1) - 1) // self.stride[0] + 1
+
+    @property
+    def ow(self):
+        return (self.w + 2 * self.padding[1] - self.dilation[1] * (self.kw - 1) - 1) // self.stride[1] + 1
+
+    @property
+    def cg(self):
+        return self.c // self.groups
+
+    @property
+    def og(self):
+        return self.o // self.groups
+
+
+def _zero_code(fmt):
+    # the code of 0.0: what im2col pads with
+    return int(encode(np.zeros(1), fmt)[0])
+
+
+def conv2d_grad_input_patches(g_codes, fmt, geom: ConvGeometry):
+    """The b side of the dL/dX GEMMs: dL/dY codes (N, O, OH, OW) dilated by the stride into a
+    zero-code buffer padded by dilation * (k - 1) - padding, then im2col with the layer's dilation
+    and stride 1: (N, H, W, O * kh * kw) per group is returned as a list of (O/g * kh * kw, N * H * W)
+    arrays, reduction index (o, i, j) over the flipped kernel taps."""
+    g = geom
+    dh, dw = g.dilation
+    hb, wb = g.h + (g.kh - 1) * dh, g.w + (g.kw - 1) * dw
+    buf = np.full((g.n, g.o, hb, wb), _zero_code(fmt), dtype=g_codes.dtype)
+    top, left = (g.kh - 1) * dh - g.padding[0], (g.kw - 1) * dw - g.padding[1]
+    rows = top + g.stride[0] * np.arange(g.oh)
+    cols = left + g.stride[1] * np.arange(g.ow)
+    ri = np.nonzero((rows >= 0) & (rows < hb))[0]
+    ci = np.nonzero((cols >= 0) & (cols < wb))[0]
+    # dL/dY entries whose taps all fall outside the input (padding > dilation * (k - 1)) touch no dX
+    buf[:, :, rows[ri][:, None], cols[ci][None, :]] = g_codes[:, :, ri[:, None], ci[None, :]]
+    out = []
+    for gi in range(g.groups):
+        p, _, _ = im2col(buf[:, gi * g.og:(gi + 1) * g.og], g.kh, g.kw, (1, 1), (0, 0), g.dilation,
+                         _zero_code(fmt))
+        out.append(p.reshape(g.n * g.h * g.w, -1).T)
+    return out
+
+
+def conv2d_grad_input_kernel(w_codes, geom: ConvGeometry):
+    """The a side of the dL/dX GEMMs: per group the flipped kernel as (C/g, O/g * kh * kw)."""
+    g = geom
+    out = []
+    for gi in range(g.groups):
+        wg = w_codes[gi * g.og:(gi + 1) * g.og, :, ::-1, ::-1]          # (O/g, C/g, kh, kw), taps flipped
+        out.append(wg.transpose(1, 0, 2, 3).reshape(g.cg, g.og * g.kh * g.kw))
+    return out
+
+
+def conv2d_grad_weight_patches(x_codes, fmt, geom: ConvGeometry):
+    """The a side of the dL/dW GEMMs: per group im2col(X)^T, (C/g * kh * kw, N * OH * OW)."""
+    g = geom
+    out = []
+    for gi in range(g.groups):
+        p, _, _ = im2col(x_codes[:, gi * g.cg:(gi + 1) * g.cg], g.kh, g.kw, g.stride, g.padding, g.dilation,
+                         _zero_code(fmt))
+        out.append(p.reshape(g.n * g.oh * g.ow, -1).T)
+    return out
+
+
+def conv2d_grad_weight_grads(g_codes, geom: ConvGeometry):
+    """The dL/dY side of the dL/dW GEMMs: per group (N * OH * OW, O/g)."""
+    g = geom
+    t = g_codes.transpose(0, 2, 3, 1)
+    return [t[..., gi * g.og:(gi + 1) * g.og].reshape(g.n * g.oh * g.ow, g.og) for gi in range(g.groups)]
+
+
+def conv2d_grad_input_gather(parts, geom):
+    """Per-group (C/g, N * H * W) results -> (N, C, H, W)."""
+    g = geom
+    dx = np.empty((g.n, g.c, g.h, g.w), dtype=np.float64)
+    for gi, r in enumerate(parts):
+        dx[:, gi * g.cg:(gi + 1) * g.cg] = r.reshape(g.cg, g.n, g.h, g.w).transpose(1, 0, 2, 3)
+    return dx
+
+
+def conv2d_grad_weight_gather(parts, geom):
+    """Per-group (C/g * kh * kw, O/g) results -> (O, C/g, kh, kw)."""
+    g = geom
+    return np.concatenate([r.T.reshape(g.og, g.cg, g.kh, g.kw) for r in parts], axis=0)

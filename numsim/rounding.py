@@ -4,19 +4,19 @@ Nothing here is global state: every encode names its mode, policy and seed expli
 """
 from __future__ import annotations
 
+from . import _abi
 from .errors import NumsimError
 
-ROUNDING_MODES = {
-    "nearest_even": 0, "nearest_away": 1, "toward_zero": 2, "toward_neg": 3, "toward_pos": 4, "stochastic": 5,
-}
+# the C enums' tables (numsim._abi reads them from the built library)
+ROUNDING_MODES = _abi.ROUNDING
 _ROUNDING_ALIASES = {
     "rne": "nearest_even", "nearest": "nearest_even", "rna": "nearest_away", "rtz": "toward_zero",
     "truncate": "toward_zero", "down": "toward_neg", "floor": "toward_neg", "rtn": "toward_neg",
     "up": "toward_pos", "ceil": "toward_pos", "rtp": "toward_pos", "sr": "stochastic",
 }
-OVERFLOW_POLICIES = {"saturate": 0, "wrap": 1, "to_inf": 2, "to_nan": 3, "error": 4}
-NAN_POLICIES = {"error": 0, "zero": 1}
-UNDERFLOW_POLICIES = {"round": 0, "flush": 1}
+OVERFLOW_POLICIES = _abi.OVERFLOW
+NAN_POLICIES = _abi.NAN
+UNDERFLOW_POLICIES = _abi.UNDERFLOW
 
 
 def _canon(s):

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 import numsim
-from numsim import codec, mac
+import importlib
+
+from numsim import codec, units as mac
 from numsim.gemm import conv2d, matmul
 from numsim.units import get_unit
 
@@ -27,8 +29,10 @@ _spec.loader.exec_module(fuzz_abi)
 @pytest.fixture
 def spy(monkeypatch):
     s = fuzz_abi.KernelSpy(codec.lib)
-    for mod in (codec, mac):
-        monkeypatch.setattr(mod, "lib", s)
+    for name in fuzz_abi.SPIED:
+        mod = importlib.import_module(name)
+        if hasattr(mod, "lib"):
+            monkeypatch.setattr(mod, "lib", s)
     return s
 
 
@@ -76,7 +80,7 @@ BAD = [
      r"sample_shift: expected values in \[0, 4\]"),
     ("parameter out of range: nthreads 0", lambda: U.gemm_codes(Z, Z, nthreads=0), r"nthreads: expected an integer in \[1, 64\]"),
     ("parameter out of range: random_bits 33", lambda: numsim.encode([1.0], "fp16", random_bits=33), r"random_bits"),
-    ("parameter out of range: fused codes", lambda: F8.step(0, [1, 1], [1, 1]), r"a: expected at most fused_n=1"),
+    ("parameter out of range: fused codes", lambda: F8.step(0, [1, 1], [1, 1]), r"a: expected at most k_step=1"),
     ("parameter type: float nthreads", lambda: U.gemm_codes(Z, Z, nthreads=2.0), r"nthreads"),
     ("parameter type: float padding", lambda: conv2d(np.zeros((1, 1, 4, 4), np.uint8), np.zeros((1, 1, 2, 2), np.uint8), U,
                                                      padding=1.5), r"padding: expected an int"),

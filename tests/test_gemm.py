@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import numsim
-from numsim import fastpath
+from numsim import kernels
 
 FAST_UNITS = ["int4_int32", "int4_int32_requant", "int4_fp4r4_fp16", "fp8_fp16", "fp16_fp32"]
 
@@ -27,7 +27,7 @@ def _codes(rng, fmt, shape, edge=False, limit=None):
 
 
 def _mac(unit, a, b, c=None, ctx=None, nthreads=1):
-    return unit.gemm_codes(np.ascontiguousarray(a), np.ascontiguousarray(b), c, nthreads=nthreads, **(ctx or {}))
+    return kernels.mac_level_gemm(unit, np.ascontiguousarray(a), np.ascontiguousarray(b), c, ctx, nthreads)
 
 
 @pytest.mark.parametrize("name", FAST_UNITS + ["int4_fp4r4_fp16:odd"])
@@ -38,7 +38,7 @@ def test_fast_path_applies_and_equals_the_mac_path(name, rng):
         for edge in (False, True):
             a = _codes(rng, unit.a_fmt, (m, k), edge)
             b = _codes(rng, unit.b_fmt, (k, n), edge)
-            fast = fastpath.gemm(unit, a, b, None, {}, 2)
+            fast = kernels.fast_gemm(unit, a, b, None, {}, 2)
             mac = _mac(unit, a, b)
             if fast is None:  # only allowed when the data overflowed (non-finite) in a float unit
                 assert not np.all(np.isfinite(mac.values)), (name, m, k, n)
@@ -59,7 +59,7 @@ def test_float_fast_path_every_order_and_initial_accumulator(name, order, rng):
     a = _codes(rng, unit.a_fmt, (m, k), limit=16)
     b = _codes(rng, unit.b_fmt, (k, n), limit=16)
     c = numsim.encode(rng.standard_normal((m, n)) * 4, unit.acc_fmt)
-    fast = fastpath.gemm(unit, a, b, c, {}, 3)
+    fast = kernels.fast_gemm(unit, a, b, c, {}, 3)
     assert fast is not None
     assert np.array_equal(fast.codes, _mac(unit, a, b, c).codes)
 
@@ -74,7 +74,7 @@ def test_float_fast_path_at_every_simd_level_equals_the_mac_path(level, order, r
         a = _codes(rng, unit.a_fmt, (9, 70), limit=16)
         b = _codes(rng, unit.b_fmt, (70, 75), limit=16)   # two full 32-column panels and a tail
         c = numsim.encode(rng.standard_normal((9, 75)), unit.acc_fmt)
-        assert np.array_equal(fastpath.gemm(unit, a, b, c, {}, 2).codes, _mac(unit, a, b, c).codes)
+        assert np.array_equal(kernels.fast_gemm(unit, a, b, c, {}, 2).codes, _mac(unit, a, b, c).codes)
 
 
 def test_cancellation_and_signed_zero_through_the_fast_path():
@@ -82,10 +82,10 @@ def test_cancellation_and_signed_zero_through_the_fast_path():
     vals = np.array([[1.0, -1.0, 448.0, -448.0, 0.0, -0.0, 2.0**-9, -(2.0**-9)]])
     a = numsim.encode(vals, "fp8_e4m3fn")
     b = numsim.encode(np.array([[1.0], [1.0], [-0.0], [-0.0], [-0.0], [1.0], [2.0**-9], [2.0**-9]]), "fp8_e4m3fn")
-    fast = fastpath.gemm(unit, a, b, None, {}, 1)
+    fast = kernels.fast_gemm(unit, a, b, None, {}, 1)
     assert np.array_equal(fast.codes, _mac(unit, a, b).codes)
     neg0 = numsim.encode(np.array([[-0.0]]), "fp8_e4m3fn")
-    f2 = fastpath.gemm(unit, neg0, neg0, numsim.encode(np.array([[-0.0]]), "fp16"), {}, 1)
+    f2 = kernels.fast_gemm(unit, neg0, neg0, numsim.encode(np.array([[-0.0]]), "fp16"), {}, 1)
     assert np.array_equal(f2.codes, _mac(unit, neg0, neg0, numsim.encode(np.array([[-0.0]]), "fp16")).codes)
 
 
@@ -93,7 +93,7 @@ def test_overflowing_float_gemm_falls_back_to_the_mac_path(rng):
     unit = numsim.get_unit("fp8_fp16")
     a = numsim.encode(np.full((2, 8), 448.0), "fp8_e4m3fn")
     b = numsim.encode(np.full((8, 2), 448.0), "fp8_e4m3fn")
-    assert fastpath.gemm(unit, a, b, None, {}, 1) is None
+    assert kernels.fast_gemm(unit, a, b, None, {}, 1) is None
     r = numsim.matmul(a, b, unit)
     mac = _mac(unit, a, b)
     assert np.array_equal(r.codes, mac.codes) and r.overflow_count == mac.overflow_count
@@ -104,12 +104,12 @@ def test_int_fast_path_bounds():
     unit = numsim.get_unit("int4_int32")
     a = np.full((2, 4), 8, dtype=np.uint8)   # -8
     b = np.full((4, 2), 8, dtype=np.uint8)
-    assert fastpath.gemm(unit, a, b, None, {"align_shift": np.array([0, 1, 8, 3])}, 1) is not None
+    assert kernels.fast_gemm(unit, a, b, None, {"align_shift": np.array([0, 1, 8, 3])}, 1) is not None
     # 64 << 9 does not fit the 16-bit widening: no fast path, and the MAC path reports it
-    assert fastpath.gemm(unit, a, b, None, {"align_shift": np.array([0, 1, 9, 3])}, 1) is None
+    assert kernels.fast_gemm(unit, a, b, None, {"align_shift": np.array([0, 1, 9, 3])}, 1) is None
     # an initial accumulator near the INT32 limit: partial sums could wrap, so no fast path
     c = numsim.encode(np.full((2, 2), 2.0**31 - 10), "int32")
-    assert fastpath.gemm(unit, a, b, c, {}, 1) is None
+    assert kernels.fast_gemm(unit, a, b, c, {}, 1) is None
     r = numsim.matmul(a, b, unit, c=c)
     assert np.array_equal(r.codes, _mac(unit, a, b, c).codes)
 
@@ -138,7 +138,7 @@ def test_matmul_any_shape_layout_and_threads_equals_the_mac_path(m, k, n, name, 
 
 
 def test_matmul_mac_path_threads_and_no_fastpath_env(rng, monkeypatch):
-    monkeypatch.setenv("NUMSIM_NO_FASTPATH", "1")
+    monkeypatch.setenv("NUMSIM_KERNEL", "mac_level")
     unit = numsim.get_unit("int4_fp4r4_fp16")
     a = _codes(rng, "int4", (13, 37))
     b = _codes(rng, "fp4r4", (37, 11))
@@ -337,15 +337,15 @@ def test_sample_shift_unit_fast_path_equals_the_mac_path(grouping, rng):
         b = _codes(rng, "int4", (k, n), edge=True)
         s = rng.integers(0, 5, k)
         c = numsim.encode(rng.integers(-1000, 1000, (m, n)).astype(np.float64), "int32")
-        fast = fastpath.gemm(unit, a, b, c, {"sample_shift": s}, 2)
+        fast = kernels.fast_gemm(unit, a, b, c, {"sample_shift": s}, 2)
         assert fast is not None
         mac = _mac(unit, a, b, c, ctx={"sample_shift": s})
         assert np.array_equal(fast.codes, mac.codes) and fast.overflow_count == mac.overflow_count == 0
     # right shifts round: no fast path; near-limit accumulators: no fast path
-    assert fastpath.gemm(numsim.get_unit("int4_int32_sample_shift", shift_direction="right"), a, b, None,
+    assert kernels.fast_gemm(numsim.get_unit("int4_int32_sample_shift", shift_direction="right"), a, b, None,
                          {"sample_shift": s}, 1) is None
     big = numsim.encode(np.full((m, n), 2.0**31 - 5), "int32")
-    assert fastpath.gemm(unit, a, b, big, {"sample_shift": s}, 1) is None
+    assert kernels.fast_gemm(unit, a, b, big, {"sample_shift": s}, 1) is None
 
 
 def test_initial_accumulator_inf_for_an_ieee_accumulator(rng):

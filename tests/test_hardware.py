@@ -12,7 +12,8 @@ import pytest
 
 import numsim
 from numsim.errors import NumsimError
-from numsim.hardware import FusedDotUnit, IntMMAUnit, family_name, mod_split_permutation, replay_recording
+from numsim.units import FusedDotUnit, IntMMAUnit, mod_split_permutation
+from numsim.verify import family_name, replay_recording
 from numsim.reference.h100 import fused_dot_ref, imma_dot_ref
 from numsim.units import get_unit, unit_names
 
@@ -105,8 +106,8 @@ def test_c_kernel_equals_reference_random(name):
 
 @pytest.mark.parametrize("overrides", [
     dict(product_exponent="normalized"),
-    dict(sum_rounding="nearest_even"),
-    dict(overflow="saturate"),
+    dict(acc_rounding="nearest_even"),
+    dict(acc_overflow="saturate"),
     dict(acc_man_bits=10, kept_bits=20),
     dict(promotion_interval=None),                          # use_fast_accum for the cuBLAS preset
     dict(scale_a=0.375, scale_b=3.0),
@@ -174,7 +175,7 @@ def test_bf16_overflow_is_inf():
     want = fused_dot_ref(big[0], np.full(16, 4.0, ml_dtypes.bfloat16).view(np.uint16), None, u)
     assert want == 0x7F800000
     # saturating variant: max finite
-    us = get_unit("h100_hmma_bf16", overflow="saturate")
+    us = get_unit("h100_hmma_bf16", acc_overflow="saturate")
     assert int(us.gemm_codes(big, np.full((16, 1), 4.0, ml_dtypes.bfloat16).view(np.uint16)).codes[0, 0]) == 0x7F7FFFFF
 
 
@@ -396,7 +397,7 @@ def test_bad_input(tmp_path):
         replay_recording(os.path.join(SAMPLE, "int_h100_sample.npz"), unit="h100_hmma_f16")
     # integer units have no inf / NaN / scales
     with pytest.raises(NumsimError, match="overflow"):
-        get_unit("h100_imma_s8", overflow="to_inf")
+        get_unit("h100_imma_s8", acc_overflow="to_inf")
     with pytest.raises(NumsimError, match="overrides"):
         get_unit("h100_imma_s8", nan="propagate")
     u = get_unit("h100_imma_s8")

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from numsim.hardware import family_name, replay_recording
+from numsim.verify import family_name, replay_recording
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "h100"))

@@ -1,7 +1,7 @@
 """The SIMD fused-adder kernel (csrc/hw.c, AVX-512) equals the scalar kernel bit for bit, at every SIMD
 level this CPU has and several thread counts, on random, edge and recorded inputs; both SIMD paths
 (fp32 products, double products) and the scalar fallbacks (specials, fp32 subnormal or overflowing
-sums, wide exponent ranges) are exercised, and the IMMA fast path (numsim.fastpath) equals the IMMA
+sums, wide exponent ranges) are exercised, and the IMMA fast path (numsim.kernels.int_lanes) equals the IMMA
 kernel (int8 dot-product kernel and BLAS forms). The scalar kernel itself is compared with the exact reference in tests/test_hardware.py."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from numsim import fastpath
-from numsim._hw import fused_gemm, simd_levels, simd_path
+from numsim import kernels
+from numsim.kernels import int_lanes
+from numsim.units.fused_adder import simd_path
 from numsim.errors import NumsimError
 from numsim.units import get_unit
 
@@ -19,7 +20,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE = os.path.join(HERE, "data", "h100")
 FLOAT_PRESETS = ["h100_hmma_f16", "h100_hmma_bf16", "h100_mma_e4m3", "h100_cublas_e4m3", "h100_cublas_f16",
                  "h100_cublas_bf16"]
-LEVELS = simd_levels()
+LEVELS = [0] + ([2] if kernels.level_ok("avx512") else [])
+_FUSED_KERNEL = {0: "fused_adder.mac_level", 2: "fused_adder.avx512"}
+
+
+def fused_gemm(unit, a, b, c, nthreads, simd):
+    """The fused adder's scalar (simd=0) or AVX-512 (simd=2) kernel, forced through numsim.kernels."""
+    if simd not in _FUSED_KERNEL:
+        raise NumsimError(f"simd: expected 0 or 2, got {simd}")
+    return kernels.gemm(unit, a, b, c=c, nthreads=nthreads, kernel=_FUSED_KERNEL[simd]).codes
 SIMD = [lv for lv in LEVELS if lv > 0]
 THREADS = [1, 2, 3]
 NB = {"fp16": 16, "bf16": 16, "fp8_e4m3fn": 8}
@@ -99,7 +108,7 @@ def test_simd_equals_scalar_random(name):
         _compare(unit, a, b, _acc(rng, (M, N), ckind), f"{kind}/{ckind}")
 
 
-@pytest.mark.parametrize("overrides", [dict(overflow="saturate"), dict(acc_man_bits=10, kept_bits=20),
+@pytest.mark.parametrize("overrides", [dict(acc_overflow="saturate"), dict(acc_man_bits=10, kept_bits=20),
                                        dict(promotion_interval=None), dict(scale_a=0.375, scale_b=3.0),
                                        dict(c_add="epilogue"), dict(kept_bits=29), dict(kept_bits=8, acc_man_bits=5)])
 def test_simd_equals_scalar_parameters(overrides):
@@ -185,7 +194,7 @@ def test_simd_edge_cases():
     assert (got == 0x7F800000).all()
     got = _compare(ub, _bf16(np.full((2, 16), 2.0**127)), _bf16(np.full((16, 18), -(2.0**127))), None, "bf16 max")
     assert (got == 0xFF800000).all()
-    got = _compare(get_unit("h100_hmma_bf16", overflow="saturate"), _bf16(big), _bf16(np.full((16, 18), 2.0**63)),
+    got = _compare(get_unit("h100_hmma_bf16", acc_overflow="saturate"), _bf16(big), _bf16(np.full((16, 18), 2.0**63)),
                    None, "bf16 saturate")
     assert (got == 0x7F7FFFFF).all()
     # sums in [2^128, 2^129): max-finite c + 2^127 (inf or saturated, never a rounded conversion)
@@ -193,7 +202,7 @@ def test_simd_edge_cases():
     b1 = _bf16(np.full((16, 17), 2.0**63))
     cmax = np.full((3, 17), 0x7F7FFFFF, np.uint32)
     assert (_compare(ub, a1, b1, cmax, "just past 2^128") == 0x7F800000).all()
-    assert (_compare(get_unit("h100_hmma_bf16", overflow="saturate"), a1, b1, cmax, "just past, sat") == 0x7F7FFFFF).all()
+    assert (_compare(get_unit("h100_hmma_bf16", acc_overflow="saturate"), a1, b1, cmax, "just past, sat") == 0x7F7FFFFF).all()
     # bf16 products below fp32's normal range (16 x 2^-120 * 2^-12 = 2^-128): subnormal sum, double path
     got = _compare(ub, _bf16(np.full((2, 16), 2.0**-120)), _bf16(np.full((16, 18), 2.0**-12)), None, "bf16 tiny")
     assert (got.view(np.float32) == np.float32(2.0**-128)).all()
@@ -241,15 +250,17 @@ def test_no_simd_switch(monkeypatch):
     a = _codes(rng, "fp16", (4, 32), "near")
     b = _codes(rng, "fp16", (32, 20), "near")
     want = fused_gemm(u, a, b, None, 2, simd=0)
-    monkeypatch.setenv("NUMSIM_NO_SIMD", "1")
+    monkeypatch.setenv("NUMSIM_LEVEL", "portable")
+    r = u.gemm_codes(a, b, nthreads=2)
+    assert (r.codes == want).all() and r.info["kernel"] == "fused_adder.mac_level"
+    monkeypatch.delenv("NUMSIM_LEVEL")
     assert (u.gemm_codes(a, b, nthreads=2).codes == want).all()
-    monkeypatch.delenv("NUMSIM_NO_SIMD")
-    assert (u.gemm_codes(a, b, nthreads=2).codes == want).all()
-    with pytest.raises(NumsimError, match="simd"):
-        fused_gemm(u, a, b, None, 1, simd=7)
+    monkeypatch.setenv("NUMSIM_LEVEL", "avx9")
+    with pytest.raises(NumsimError, match="NUMSIM_LEVEL"):
+        u.gemm_codes(a, b, nthreads=1)
 
 
-# ---- IMMA fast path (numsim.fastpath) ------------------------------------------------------------
+# ---- IMMA fast path (numsim.kernels.int_lanes) ------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["h100_imma_s8", "h100_imma_s8_sat", "h100_imma_s4", "h100_imma_s4_sat"])
 def test_imma_fastpath_equals_kernel(name):
@@ -279,15 +290,15 @@ def test_imma_fastpath_equals_kernel(name):
             a[:] = 0x80     # 140000 * 2^14 > 2^31: the kernel wraps; no fast path
             b[:] = 0x80
         cc = None if c is None else c.astype(np.int32).view(np.uint32)
-        fast = fastpath.gemm(unit, a, b, cc, {}, 2)
-        ref = unit.gemm_codes(a, b, c=cc, nthreads=1)
+        fast = kernels.fast_gemm(unit, a, b, cc, {}, 2)
+        ref = kernels.mac_level_gemm(unit, a, b, c=cc, nthreads=1)
         assert (fast is not None) == taken, (name, M, K, N, cmode)
-        assert (fastpath._imma_ok(unit, a, b, cc, {}) is not None) == taken
+        assert (int_lanes._imma_ok(unit, a, b, cc, {}) is not None) == taken
         if fast is not None:
             assert np.array_equal(fast.codes, ref.codes), (name, cmode)
             assert np.array_equal(fast.values, ref.values), (name, cmode)
             # the BLAS form too (the int8 dot-product kernel, where the CPU has one, runs first)
-            for dtype in (np.float64,) + ((np.float32,) if fastpath._imma_ok(unit, a, b, cc, {}) is np.float32 else ()):
-                blas = fastpath._imma_gemm(unit, dtype, a, b, cc)
+            for dtype in (np.float64,) + ((np.float32,) if int_lanes._imma_ok(unit, a, b, cc, {}) is np.float32 else ()):
+                blas = int_lanes._imma_gemm(unit, dtype, a, b, cc)
                 assert np.array_equal(blas.codes, ref.codes), (name, cmode, dtype)
                 assert np.array_equal(blas.values, ref.values), (name, cmode, dtype)

@@ -1,4 +1,4 @@
-"""The integer dot-product GEMM (csrc/intgemm.c, the `int8` path of numsim.fastpath) against the
+"""The integer dot-product GEMM (csrc/intgemm.c, the int8 lanes kernels of numsim.kernels.int_lanes) against the
 MAC-level path (`unit.gemm_codes`), bit for bit: every SIMD level (AVX-512 VNNI, AVX2, plain C, forced
 by argument and by NUMSIM_NO_VNNI / NUMSIM_NO_SIMD), any shape, edge values, alignment shifts (on b,
 on a, and ones that force the BLAS fallback), initial accumulators, narrow accumulators, threads,
@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import numsim
-from numsim import fastpath
+from numsim import kernels
+from numsim.kernels import int_lanes
 from numsim._ffi import cptr, ffi, lib
 from numsim.formats import IntFormat
 
@@ -38,7 +39,7 @@ def _unit(a_fmt="int4", b_fmt="int4", **kw):
 def _codes(rng, fmt, shape, mode="random"):
     """Codes of fmt: random, all at the most negative / most positive value, or mixed extremes."""
     fmt = numsim.get_format(fmt)
-    vals = fastpath._lane_values(fmt)[0][:2**fmt.bits]
+    vals = int_lanes._lane_values(fmt)[0][:2**fmt.bits]
     codes = np.arange(2**fmt.bits)
     if fmt.symmetric:
         keep = codes != 2 ** (fmt.bits - 1)
@@ -56,7 +57,7 @@ def _codes(rng, fmt, shape, mode="random"):
 
 
 def _mac(unit, a, b, c=None, ctx=None):
-    return unit.gemm_codes(a, b, c, nthreads=1, **(ctx or {}))
+    return kernels.mac_level_gemm(unit, a, b, c, ctx, nthreads=1)
 
 
 def _assert_same(fast, mac):
@@ -71,8 +72,8 @@ def _assert_same(fast, mac):
 
 def _fast(unit, a, b, c, ctx, threads, level):
     """The int8 path, asserting that the proof's conditions hold (so it must have run)."""
-    assert fastpath._int_unit_ok(unit, a, b, c, ctx) is not None
-    res = fastpath._int8_gemm(unit, a, b, c, ctx, threads, level=level)
+    assert int_lanes._int_unit_ok(unit, a, b, c, ctx) is not None
+    res = int_lanes._int8_gemm(unit, a, b, c, ctx, threads, level=level)
     assert res is not None
     return res
 
@@ -104,14 +105,14 @@ def test_int8_path_equals_the_mac_path(shape, fmts, mode, shift, with_c, threads
     elif shift in ("a", "b"):
         # the largest shift that keeps the shifted side in 8-bit lanes (0 where none does)
         side = unit.b_fmt if shift == "b" else unit.a_fmt
-        width = int(np.ptp(fastpath._lane_values(side)[0][:2**side.bits]))
+        width = int(np.ptp(int_lanes._lane_values(side)[0][:2**side.bits]))
         top = max(0, int(np.floor(np.log2(255 / width)))) if width else 0
         ctx["align_shift"] = rng.integers(0, top + 1, k)
     c = None
     if with_c:
         c = numsim.encode(rng.integers(-(2**20), 2**20, (m, n)).astype(np.float64), unit.acc_fmt)
-    if fastpath._lane_plan(unit.a_fmt, unit.b_fmt, int(np.max(ctx.get("align_shift", [0])))) is None:
-        assert fastpath._int8_gemm(unit, a, b, c, ctx, threads, level=level) is None
+    if int_lanes._lane_plan(unit.a_fmt, unit.b_fmt, int(np.max(ctx.get("align_shift", [0])))) is None:
+        assert int_lanes._int8_gemm(unit, a, b, c, ctx, threads, level=level) is None
         return
     _assert_same(_fast(unit, a, b, c, ctx, threads, level), _mac(unit, a, b, c, ctx))
 
@@ -138,14 +139,14 @@ def test_alignment_shifts_on_b_on_a_and_the_fallback(level, rng):
     unit = numsim.get_unit("int4_int32")
     shift = rng.integers(0, 5, k)
     shift[3] = 4
-    assert fastpath._lane_plan(unit.a_fmt, unit.b_fmt, 4)[0] is True
+    assert int_lanes._lane_plan(unit.a_fmt, unit.b_fmt, 4)[0] is True
     for mode in ("min", "max", "mixed"):
         a, b = _codes(rng, "int4", (m, k), mode), _codes(rng, "int4", (k, n), mode)
         _assert_same(_fast(unit, a, b, None, {"align_shift": shift}, 3, level),
                      _mac(unit, a, b, None, {"align_shift": shift}))
     # int4 x int8 with shifts up to 4: only a << 4 fits its lanes, so the shift goes to a
     unit = _unit("int4", "int8")
-    assert fastpath._lane_plan(unit.a_fmt, unit.b_fmt, 4)[0] is False
+    assert int_lanes._lane_plan(unit.a_fmt, unit.b_fmt, 4)[0] is False
     for mode in ("min", "max", "mixed"):
         a, b = _codes(rng, "int4", (m, k), mode), _codes(rng, "int8", (k, n), mode)
         _assert_same(_fast(unit, a, b, None, {"align_shift": shift}, 2, level),
@@ -155,9 +156,9 @@ def test_alignment_shifts_on_b_on_a_and_the_fallback(level, rng):
     shift5 = shift.copy()
     shift5[0] = 5
     a, b = _codes(rng, "int4", (m, k), "mixed"), _codes(rng, "int4", (k, n), "mixed")
-    assert fastpath._lane_plan(unit.a_fmt, unit.b_fmt, 5) is None
-    assert fastpath._int8_gemm(unit, a, b, None, {"align_shift": shift5}, 2, level=level) is None
-    res = fastpath.gemm(unit, a, b, None, {"align_shift": shift5}, 2)
+    assert int_lanes._lane_plan(unit.a_fmt, unit.b_fmt, 5) is None
+    assert int_lanes._int8_gemm(unit, a, b, None, {"align_shift": shift5}, 2, level=level) is None
+    res = kernels.fast_gemm(unit, a, b, None, {"align_shift": shift5}, 2)
     _assert_same(res, _mac(unit, a, b, None, {"align_shift": shift5}))
 
 
@@ -188,7 +189,7 @@ def test_results_near_the_int32_limit_whose_lane_sums_wrap(level):
     a[1, ::2] = 0x80                                      # -128 in every other column
     b = np.full((k, 3), 0x80, dtype=np.uint8)             # -128
     b[::3, 1] = 127
-    assert fastpath._lane_plan(unit.a_fmt, unit.b_fmt, 0) == (True, True, 128, 0)
+    assert int_lanes._lane_plan(unit.a_fmt, unit.b_fmt, 0) == (True, True, 128, 0)
     fast = _fast(unit, a, b, None, {}, 2, level)
     mac = _mac(unit, a, b)
     _assert_same(fast, mac)
@@ -196,33 +197,42 @@ def test_results_near_the_int32_limit_whose_lane_sums_wrap(level):
 
 
 def test_simd_levels_follow_the_environment(monkeypatch, rng):
-    real_blas = fastpath._int_gemm
+    real_blas = int_lanes._int_gemm
     auto = lib.ns_int8_gemm_level()
     assert auto == max(lv for lv in LEVELS if _have_level(lv))
     unit = numsim.get_unit("int4_int32_requant")
     a, b = _codes(rng, "int4", (37, 129)), _codes(rng, "int4", (129, 50))
     mac = _mac(unit, a, b)
-    _assert_same(fastpath.gemm(unit, a, b, None, {}, 2), mac)
+    _assert_same(kernels.fast_gemm(unit, a, b, None, {}, 2), mac)
     monkeypatch.setenv("NUMSIM_NO_VNNI", "1")
     assert lib.ns_int8_gemm_level() == min(auto, 1)
-    _assert_same(fastpath.gemm(unit, a, b, None, {}, 2), mac)
+    _assert_same(kernels.fast_gemm(unit, a, b, None, {}, 2), mac)
     monkeypatch.setenv("NUMSIM_NO_SIMD", "1")
     assert lib.ns_int8_gemm_level() == 0
     calls = []
-    monkeypatch.setattr(fastpath, "_int_gemm", lambda *x: calls.append(1) or real_blas(*x))
-    _assert_same(fastpath.gemm(unit, a, b, None, {}, 2), mac)       # BLAS: faster than the C level
+    monkeypatch.setattr(int_lanes, "_int_gemm", lambda *x: calls.append(1) or real_blas(*x))
+    _assert_same(kernels.fast_gemm(unit, a, b, None, {}, 2), mac)       # BLAS: faster than the C level
     assert calls == [1]
-    _assert_same(fastpath._int8_gemm(unit, a, b, None, {}, 2), mac)  # the C level itself
-    monkeypatch.setenv("NUMSIM_NO_FASTPATH", "1")
-    assert fastpath.gemm(unit, a, b, None, {}, 2) is None
+    _assert_same(int_lanes._int8_gemm(unit, a, b, None, {}, 2), mac)  # the C level itself
+    monkeypatch.delenv("NUMSIM_NO_SIMD")
+    monkeypatch.delenv("NUMSIM_NO_VNNI")
+    for cap, want in (("avx2", "int_mac.int8_lanes_avx2"), ("portable", "int_mac.exact_blas")):
+        monkeypatch.setenv("NUMSIM_LEVEL", cap)
+        if kernels.level_ok(cap):
+            res = kernels.fast_gemm(unit, a, b, None, {}, 2)
+            _assert_same(res, mac)
+            assert res.info["kernel"] == want
+    monkeypatch.delenv("NUMSIM_LEVEL")
+    monkeypatch.setenv("NUMSIM_KERNEL", "mac_level")
+    assert kernels.fast_gemm(unit, a, b, None, {}, 2) is None
 
 
 def test_matmul_takes_the_int8_path_and_keeps_the_bits(rng, monkeypatch):
     unit = numsim.get_unit("int4_int32")
     a, b = _codes(rng, "int4", (3, 21, 40)), _codes(rng, "int4", (40, 17))
     calls = []
-    real = fastpath._int8_gemm
-    monkeypatch.setattr(fastpath, "_int8_gemm", lambda *x, **kw: calls.append(1) or real(*x, **kw))
+    real = int_lanes._int8_gemm
+    monkeypatch.setattr(int_lanes, "_int8_gemm", lambda *x, **kw: calls.append(1) or real(*x, **kw))
     for batch in (a, a[0]):
         r = numsim.matmul(batch, b, unit, nthreads=2)
         want = np.stack([_mac(unit, x, b).codes for x in batch.reshape(-1, 21, 40)]).reshape(r.codes.shape)
@@ -236,7 +246,7 @@ def test_the_kernel_checks_its_lanes_and_arguments():
     caller then takes the BLAS path), never computed wrongly."""
     a = np.full((2, 3), 8, dtype=np.uint8)                 # int4 -8
     b = np.full((3, 2), 7, dtype=np.uint8)
-    av, _, _ = fastpath._lane_values(numsim.get_format("int4"))
+    av, _, _ = int_lanes._lane_values(numsim.get_format("int4"))
     out = np.empty((2, 2), dtype=np.int32)
 
     def call(a_off=8, b_off=0, a_is_u8=1, shift=None, shift_on_b=1, K=3, bits=4):

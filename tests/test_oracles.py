@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import numsim
-from numsim.commands import verify as V
-from numsim.mac import FloatMacUnit
+from numsim.verify import datapath as D
+from numsim.units import FloatMacUnit
 
 MODES4 = ("nearest_even", "toward_zero", "toward_pos", "toward_neg")
 # MPFR exponent ranges: x = m * 2^e with m in [1/2, 1); emin makes the smallest subnormal 2^(emin - 1)
@@ -85,7 +85,7 @@ def test_add_through_a_unit_equals_mpfr(fmt, mode):
     y = _codes(fmt, 1500, rng)[: x.size]
     x = x[: y.size]
     u = FloatMacUnit(name="adder", a_fmt=fmt, b_fmt="int2", acc_fmt=fmt, order="sequential", acc_rounding=mode)
-    got = V.c_float_mac_steps(u, x, y[:, None], np.ones((y.size, 1), np.uint32))
+    got = D.c_float_mac_steps(u, x, y[:, None], np.ones((y.size, 1), np.uint32))
     want = _mpfr_binary(gmpy2, "add", fmt, mode, _signed_zero_floats(x, fmt), _signed_zero_floats(y, fmt))
     for i, w in enumerate(want):
         assert w is not None and int(got[i]) == w, (fmt, mode, hex(int(x[i])), hex(int(y[i])), hex(int(got[i])), w)
@@ -107,7 +107,7 @@ def test_mul_equals_mpfr(fmt, mode):
     assert [int(g) for g in got] == want
     if fmt == "fp16":
         u = FloatMacUnit(name="mul16", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp16", acc_rounding=mode)
-        steps = V.c_float_mac_steps(u, np.full(x.size, 0x8000), x[:, None], y[:, None])
+        steps = D.c_float_mac_steps(u, np.full(x.size, 0x8000), x[:, None], y[:, None])
         nonzero = fx * fy != 0        # exact zero products: -0 + (+0) follows the sum rule, not the product's
         assert np.array_equal(steps[nonzero], got[nonzero])
 
@@ -128,7 +128,7 @@ def test_fused_multiply_add_equals_mpfr_fma(acc, mode):
         c[::2] = numsim.encode(_signed_zero_floats(a[::2], "fp16") * _signed_zero_floats(b[::2], "fp16")
                                * -(1 + 2.0**-12), "fp32")
     u = FloatMacUnit(name="fma", a_fmt="fp16", b_fmt="fp16", acc_fmt=acc, order="sequential", acc_rounding=mode)
-    got = V.c_float_mac_steps(u, c, a[:, None], b[:, None])
+    got = D.c_float_mac_steps(u, c, a[:, None], b[:, None])
     want = _mpfr_binary(gmpy2, "fma", acc, mode, _signed_zero_floats(a, "fp16"), _signed_zero_floats(b, "fp16"),
                         _signed_zero_floats(c, acc))
     for i, w in enumerate(want):

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from numsim.mac import odd_phase_trick
+from numsim.units import odd_phase_trick
 from numsim.rtl import Model, code_to_signed
 from numsim.units import get_unit
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from numsim.errors import NumsimError
-from numsim.sweep import (deterministic_columns, error_sums, load_spec, metrics_from_sums, plan_sweep, pool_sums,
-                          run_sweep)
+from numsim.sweep import deterministic_columns, load_spec, plan_sweep, run_sweep
+from numsim.sweep.metrics import error_sums, metrics_from_sums, pool_sums
 
 
 def _spec(**over):
     spec = {
         "sweep": {"name": "small", "unit": "fp8_fp16", "seed": 3},
-        "fixed": {"a_fmt": "int4", "b_fmt": "fp4r4", "fused_n": 4, "order": "chunked"},
+        "fixed": {"a_fmt": "int4", "b_fmt": "fp4r4", "k_step": 4, "order": "chunked"},
         "grid": {"acc_fmt": {"man_bits": [5, 8, 10]}, "chunk": [8, 128]},
         "quant": {"b": {"rounding": "stochastic"}},
         "workload": [{"kind": "random", "name": "gauss", "m": 8, "k": 300, "n": 6},
@@ -368,3 +368,19 @@ def test_numsim_quant_quantizers(tmp_path):
     spec["grid"] = {"quant": {"a": {"method": ["numsim.quant.no_such_quantizer"]}}}
     with pytest.raises(NumsimError, match="numsim.quant.NAME"):
         run_sweep(spec, tmp_path / "b")
+
+
+def test_pow2_step_and_sample_shifts_are_numsim_quant_choices():
+    # the sweep's power-of-two steps and per-sample shifts are numsim.quant's (exact, frexp-based):
+    # a max one ulp above 7 * 2^k needs step 2^(k+1), and nothing is clipped
+    from numsim.quant import round_pow2, sample_shifts
+    from numsim.sweep.quantize import quantize_operand
+
+    x = np.array([[7.0 * 4 * (1 + 2.0**-52), 1.0, -0.5], [0.25, 3.0, 0.0]])
+    q = {"method": "pow2", "rounding": "nearest_even", "granularity": "tensor", "percentile": 99.99, "scale": 1.0,
+         "seed": None, "args": {}}
+    qt, clipped = quantize_operand(x, "int4", q, "a", 0, 0)
+    assert qt.scale == round_pow2(np.abs(x).max() / 7, "up") == 8.0 and clipped == 0
+    qt, clipped = quantize_operand(x, "int4", dict(q, granularity="sample_shift"), "a", 0, 0)
+    assert np.array_equal(qt.sample_shift, sample_shifts(np.abs(x).max(axis=0), np.abs(x).max(), 4))
+    assert clipped == 0

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numsim.sweep import load_spec, plan_sweep, quantize_operand, run_sweep
+from numsim.sweep import load_spec, plan_sweep, run_sweep
+from numsim.sweep.quantize import quantize_operand
 from numsim.units import get_unit
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sweep_int4_fp4_accumulator.toml"
@@ -58,7 +59,8 @@ def test_example_claim_on_reduced_grid(tmp_path):
 
 def test_digits_gemms_come_from_numsim_workloads():
     # the sweep's digits GEMMs are numsim.workloads' arrays, arranged as documented in digits_gemms
-    from numsim import sweep, workloads
+    from numsim import workloads
+    from numsim.sweep import workloads as sweep
 
     layers, source = sweep.digits_layers(hidden=(32,), train_steps=15, batch=40, seed=2)
     recs = workloads.digits_mlp_workload(batch_size=40, hidden=(32,), train_steps=15, seed=2)

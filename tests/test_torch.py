@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch", reason="numsim.torch needs the optional tor
 
 import numsim  # noqa: E402
 import numsim.torch as nt  # noqa: E402
+from numsim.torch import adapter, numerics  # noqa: E402
 from numsim import NumsimError, QTensor, get_unit  # noqa: E402
-from numsim.gemm import im2col  # noqa: E402
+from numsim.gemm import ConvGeometry, im2col  # noqa: E402
 from numsim.quant.pact import pact_quantize  # noqa: E402
 from numsim.quant.sawb import sawb_quantize  # noqa: E402
 from numsim.quant.tpr import tpr  # noqa: E402
@@ -133,8 +134,8 @@ def test_conv_tpr_three_gemms_equal_numsim(case):
                         padding=case["padding"], dilation=case["dilation"], groups=case["groups"])
     assert torch.equal(y, _f32(fwd.values))
     q = tpr(G.numpy())
-    geom = nt.ConvGeometry(2, case["c"], case["h"], case["w"], case["o"], case["k"], case["k"],
-                           (case["stride"],) * 2, (case["padding"],) * 2, (case["dilation"],) * 2, case["groups"])
+    geom = ConvGeometry(2, case["c"], case["h"], case["w"], case["o"], case["k"], case["k"],
+                        (case["stride"],) * 2, (case["padding"],) * 2, (case["dilation"],) * 2, case["groups"])
     # dL/dX: INT4 flipped kernel (a) x FP4_even dilated dL/dY patches (b), per group
     dxq = np.zeros(xn.shape)
     for gi, (a, b) in enumerate(_dgrad_reference_operands(wq.codes, q.even.codes, 0, geom)):
@@ -171,10 +172,10 @@ def test_conv_int_recipe_matches_float_math_on_quantized_operands(quantizer, cas
         yshape = conv(x).shape
     G = _grad_pattern(tuple(yshape), 7)
     y, gx = _run(conv, x, G)
-    xq = nt.sym_quantize(x.numpy(), 8)
-    wq = nt.sym_quantize(conv.weight.detach().numpy(), 8)
-    seed = nt._step_seed(0, 0, 0)
-    gq, transform = nt.quantize_grad(G.numpy(), cfg | nt.MODE_DEFAULTS["int"] | cfg, seed)
+    xq = numerics.sym_quantize(x.numpy(), 8)
+    wq = numerics.sym_quantize(conv.weight.detach().numpy(), 8)
+    seed = numerics.step_seed(0, 0, 0)
+    gq, transform = numerics.quantize_grad(G.numpy(), cfg | nt.MODE_DEFAULTS["int"] | cfg, seed)
     gd = gq.decode()
     if transform is not None:
         gd = transform.inverse(gd.reshape(gd.shape[0], -1)).reshape(gd.shape)
@@ -196,8 +197,8 @@ def test_linear_int_shift_dw_equals_sample_shift_unit():
     G = _grad_pattern((9, 7), 9)
     G[3] *= 40.0                                           # samples of very different ranges
     _run(lin, x, G)
-    xq = nt.sym_quantize(x.numpy(), 8)
-    gq, _ = nt.quantize_grad(G.numpy(), nt.MODE_DEFAULTS["int"] | cfg, nt._step_seed(0, 0, 0))
+    xq = numerics.sym_quantize(x.numpy(), 8)
+    gq, _ = numerics.quantize_grad(G.numpy(), nt.MODE_DEFAULTS["int"] | cfg, numerics.step_seed(0, 0, 0))
     assert gq.sample_shift.max() > 0
     qa = QTensor(gq.codes.T, gq.fmt, gq.scale, sample_shift=gq.sample_shift, sample_axis=1)
     r = numsim.matmul(qa, xq, get_unit("int4_int32_sample_shift", a_fmt="int4", b_fmt="int8", widen_bits=32))
@@ -438,10 +439,10 @@ def test_recipe_nthreads_does_not_change_bits():
 
 def test_float_tensors_cross_through_dlpack_without_copies():
     t = torch.rand(5, 7)
-    a = nt._to_numpy(t, "input")
+    a = adapter._to_numpy(t, "input")
     assert a.__array_interface__["data"][0] == t.data_ptr()
     r = np.arange(6, dtype=np.float64).reshape(2, 3)
-    back = nt._to_torch(r, torch.empty(0, dtype=torch.float64))
+    back = adapter._to_torch(r, torch.empty(0, dtype=torch.float64))
     assert back.data_ptr() == r.__array_interface__["data"][0]
     # and numsim.matmul takes torch tensors of codes and answers in torch
     codes = torch.randint(0, 16, (3, 4), dtype=torch.uint8)

@@ -13,7 +13,7 @@ import numsim
 from numsim._ffi import lib
 from numsim.errors import NumsimError
 from numsim.formats import get_format
-from numsim.mac import FloatMacUnit, Int4Fp4r4Unit, odd_phase_departures, odd_phase_trick
+from numsim.units import FloatMacUnit, Int4Fp4r4Unit, odd_phase_departures, odd_phase_trick
 from numsim.reference import units as R
 from numsim.reference.formats import decode_exact
 from numsim.units import get_unit
@@ -291,7 +291,7 @@ def test_fp16_fp32_directed_rounding_needs_the_exact_path():
 
 def test_e5m2_fused_products_into_fp16_exact_cancellation():
     # 57344^2 - 57344^2 + 2^-32, plus an accumulator of 2^-24, rounded up once: 2^-23
-    u = FloatMacUnit(name="e5m2_fp16_4way", a_fmt="fp8_e5m2", b_fmt="fp8_e5m2", acc_fmt="fp16", fused_n=4,
+    u = FloatMacUnit(name="e5m2_fp16_4way", a_fmt="fp8_e5m2", b_fmt="fp8_e5m2", acc_fmt="fp16", k_step=4,
                      order="sequential", acc_rounding="toward_pos")
     assert not u.sum_in_double
     big, tiny = 0x7B, 0x01                                     # 57344 and 2^-16
@@ -320,13 +320,13 @@ FLOAT_PRESETS = [
     ("int4_fp4r4_fp16", {"phase": "odd", "odd_underflow": "exact", "order": "pairwise"}),
     ("int4_fp4r4_fp16", {"order": "chunked", "chunk": 3, "acc_rounding": "toward_neg"}),
     ("fp8_fp16", {}), ("fp8_fp16", {"order": "pairwise", "acc_overflow": "saturate"}),
-    ("fp8_fp16", {"a_fmt": "fp8_e5m2", "b_fmt": "fp8_e5m2", "fused_n": 4, "acc_rounding": "toward_zero"}),
+    ("fp8_fp16", {"a_fmt": "fp8_e5m2", "b_fmt": "fp8_e5m2", "k_step": 4, "acc_rounding": "toward_zero"}),
     ("fp16_fp32", {}), ("fp16_fp32", {"order": "sequential", "acc_rounding": "toward_pos"}),
-    ("fp16_fp32", {"order": "pairwise", "fused_n": 3, "acc_rounding": "nearest_away"}),
+    ("fp16_fp32", {"order": "pairwise", "k_step": 3, "acc_rounding": "nearest_away"}),
     ("fp8_fp16", {"acc_overflow": "error", "order": "sequential"}),
     ("int4_fp4r4_fp16", {"inner_bits": 18, "inner_overflow": "wrap"}),
     ("int4_fp4r4_fp16", {"inner_bits": 16, "inner_overflow": "error", "phase": "odd"}),
-    ("fp8_fp16", {"fused_n": 4, "inner_bits": 30, "inner_overflow": "saturate", "order": "sequential"}),
+    ("fp8_fp16", {"k_step": 4, "inner_bits": 30, "inner_overflow": "saturate", "order": "sequential"}),
 ]
 
 
@@ -415,7 +415,7 @@ def test_float_step_reproduces_dot_and_bad_input():
         (lambda: get_unit("fp8_fp16", acc_fmt="fp8_e4m3fn"), "acc_fmt"),
         (lambda: get_unit("fp16_fp32", a_fmt="fp32", b_fmt="fp32"), "acc_fmt"),    # sums span 554 bits
         (lambda: get_unit("fp16_fp32", a_fmt="int32", b_fmt="fp32"), "a_fmt"),     # 32 + 24 > 53 bits
-        (lambda: get_unit("fp8_fp16", fused_n=0), "fused_n"),
+        (lambda: get_unit("fp8_fp16", k_step=0), "k_step"),
         (lambda: odd_phase_trick([1], "nope"), "odd_underflow"),
     ]
     for fn, arg in cases:

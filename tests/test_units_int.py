@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from numsim.errors import NumsimError
-from numsim.mac import IntMacUnit, RequantInt8, SampleShiftUnit
+from numsim.units import IntMacUnit, RequantInt8, SampleShiftUnit
 from numsim.reference import units as R
 from numsim.units import get_unit, unit_names
 

@@ -7,13 +7,13 @@ FP16 with sampled accumulator codes in every rounding mode. `numsim verify units
 import numpy as np
 import pytest
 
-from numsim.commands import verify as V
+from numsim.verify import oracles as O, units as U
 from numsim.units import get_unit
 
 
 @pytest.fixture(scope="module")
 def results():
-    return V.unit_checks(full=False)
+    return U.unit_checks(full=False)
 
 
 def test_every_check_ran_and_matched(results):
@@ -34,23 +34,44 @@ def test_coverage_of_the_operand_spaces(results):
     assert len(i4) == 5 and all(r["steps"] % 256 == 0 and r["steps"] >= 256 * 900 for r in i4)
 
 
-def test_value_tables_come_from_the_reference():
-    t = V._value_table("fp8_e4m3fn")
+def test_value_tables_equal_the_reference_decode():
+    """The production value tables (numsim.formats' exact decode) equal numsim.reference's, code by code."""
+    from fractions import Fraction
+
+    from numsim.formats import get_format
+    from numsim.reference.formats import decode_exact
+
+    for name in ("fp8_e4m3fn", "fp8_e5m2", "fp16", "fp4_e2m1", "int4", "int4_sym", "uint4", "int8"):
+        fmt, t = get_format(name), O.value_table(name)
+        for c in range(2**fmt.bits):
+            if fmt.kind == "int" and not fmt.valid_code(c):
+                assert np.isnan(t[c]), (name, c)
+                continue
+            v = decode_exact(c, fmt)
+            if v == "nan":
+                assert np.isnan(t[c]), (name, c)
+            elif isinstance(v, str):
+                assert t[c] == {"inf": np.inf, "-inf": -np.inf}[v], (name, c)
+            else:
+                assert Fraction(t[c]) == v, (name, c)
+                if fmt.kind == "float":
+                    assert np.signbit(t[c]) == bool(c >> (fmt.bits - 1)), (name, c)
+    t = O.value_table("fp8_e4m3fn")
     assert t[0x7E] == 448.0 and np.isnan(t[0x7F]) and t[0x01] == 2.0**-9 and np.signbit(t[0x80])
-    r4 = V._value_table(get_unit("int4_fp4r4_fp16")._c_b_fmt)
+    r4 = O.value_table(get_unit("int4_fp4r4_fp16")._c_b_fmt)
     assert r4[0] == 0 and r4[1] == 4.0**-3 and r4[7] == 4.0**3 and r4[9] == -(4.0**-3)
-    assert np.isnan(V._value_table("int4_sym")[8])                                 # excluded code
+    assert np.isnan(O.value_table("int4_sym")[8])                                 # excluded code
 
 
 def test_unit_oracle_catches_a_wrong_rounding(monkeypatch):
     """The comparison can fail: feed the unit nearest-even while the oracle expects truncation."""
     u = get_unit("fp8_fp16")
-    real = V.c_float_mac_steps
-    monkeypatch.setattr(V, "numpy_f16_mac_step", lambda acc, p, mode: V.numpy_round_f16(
+    real = U.c_float_mac_steps
+    monkeypatch.setattr(U, "numpy_f16_mac_step", lambda acc, p, mode: O.numpy_round_f16(
         acc.view(np.float16).astype(np.float64) + p[:, 0], 0.0, "toward_zero", np.zeros(acc.shape, bool)))
-    r = V.check_float_products(u, np.array([0x3C00, 0x4000, 0x0001], np.uint16))[0]
+    r = U.check_float_products(u, np.array([0x3C00, 0x4000, 0x0001], np.uint16))[0]
     assert r["mismatches"] > 1000
-    assert V.c_float_mac_steps is real
+    assert U.c_float_mac_steps is real
 
 
 def test_oracle_breaks_near_ties_by_the_smallest_addend():
@@ -58,6 +79,6 @@ def test_oracle_breaks_near_ties_by_the_smallest_addend():
     acc = np.array([0x0001, 0x8001, 0x0001], np.uint16)               # +-2^-24
     p = np.array([[2.0**15 + 2.0**4], [2.0**15 + 2.0**4], [3.0 * 2.0**14]])
     # exact sums: 32784 + 2^-24 (tie broken upward by the tiny addend), and below
-    assert V.numpy_f16_mac_step(acc[:1], p[:1], "nearest_even")[0] == np.float16(32800).view(np.uint16)
-    assert V.numpy_f16_mac_step(acc[1:2], p[1:2], "nearest_even")[0] == np.float16(32768).view(np.uint16)
-    assert V.numpy_f16_mac_step(acc[2:], p[2:], "toward_pos")[0] == np.float16(49184).view(np.uint16)
+    assert O.numpy_f16_mac_step(acc[:1], p[:1], "nearest_even")[0] == np.float16(32800).view(np.uint16)
+    assert O.numpy_f16_mac_step(acc[1:2], p[1:2], "nearest_even")[0] == np.float16(32768).view(np.uint16)
+    assert O.numpy_f16_mac_step(acc[2:], p[2:], "toward_pos")[0] == np.float16(49184).view(np.uint16)

@@ -29,7 +29,8 @@ except ImportError:                    # run as a script from a built checkout
 import numpy as np  # noqa: E402
 
 import numsim  # noqa: E402
-from numsim import codec, mac  # noqa: E402
+from numsim import codec, units as mac  # noqa: E402
+from numsim.units._c import CUnit  # noqa: E402
 from numsim import gemm as G  # noqa: E402
 from numsim.errors import NumsimError  # noqa: E402
 from numsim.formats import REGISTRY  # noqa: E402
@@ -62,7 +63,9 @@ class KernelSpy:
         return attr
 
 
-SPIED = ["numsim.codec", "numsim.mac", "numsim._hw", "numsim.fastpath"]
+SPIED = ["numsim.codec", "numsim.units._c", "numsim.units.output_stage", "numsim.units.int_mac",
+         "numsim.units.sample_shift", "numsim.units.float_mac", "numsim.units.fused_adder", "numsim.units.int_mma",
+         "numsim.kernels.float_exact", "numsim.kernels.int_lanes"]
 
 
 def install_spy():
@@ -145,7 +148,7 @@ def rand_codes(rng, fmt, shape, p_bad=0.0):
 
 
 def bad_dtype_array(rng, shape, real_ok=False):
-    # an empty float array is allowed as an empty code list (numpy makes [] float64; numsim.mac._codes)
+    # an empty float array is allowed as an empty code list (numpy makes [] float64; numsim.units._c._codes)
     empty = int(np.prod(shape)) == 0
     kinds = ["bool", "complex128", "object", "str"] + ([] if real_ok or empty else ["float64", "float32"])
     kind = _pick(rng, kinds)
@@ -266,7 +269,7 @@ def gen_gemm(rng):
     c = None
     if rng.random() < 0.3:
         # seed units take accumulator codes; the H100 presets take signed integers as int32 values
-        seed_unit = isinstance(u, mac._CUnit)
+        seed_unit = isinstance(u, CUnit)
         c, oob = rand_codes(rng, u.acc_fmt, (M, N), p_bad=0.05 if seed_unit else 0.0)
         if not seed_unit and c.dtype.kind == "i":
             c = c.astype(np.uint32)
@@ -321,7 +324,7 @@ def gen_dot_step(rng):
     sctx = {key: int(v[k]) for key, v in ctx.items()} if bad_ctx is None else {}
     bad = None
     if isinstance(u, mac.FloatMacUnit):
-        n = int(rng.integers(1, u.fused_n + 1))
+        n = int(rng.integers(1, u.k_step + 1))
         sa, oa = rand_codes(rng, u.a_fmt, (n,), p_bad=0.05)
         sb, ob = rand_codes(rng, u.b_fmt, (n,), p_bad=0.05)
         if n == 1 and rng.random() < 0.5:

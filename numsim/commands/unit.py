@@ -35,12 +35,12 @@ def run(args):
 
     from ..codec import decode
     from ..errors import bad
-    from ..units import _REGISTRY, unit_names
+    from ..units import unit_doc, unit_names
 
     if not args.name:
         names = unit_names()
         for n in names:
-            print(f"{n:26} {_REGISTRY[n][1]}")
+            print(f"{n:26} {unit_doc(n)}")
         return 0
     unit = unit_with_settings(args.name, args.set)
     if not 1 <= args.length <= 64:
@@ -93,6 +93,10 @@ def run(args):
         print(f"  output stage {unit.out_fmt}: code 0x{res.out_code:02X} = {_fmt_value(float(decode(np.array([res.out_code]), unit.out_fmt)[0]))}")
     if hasattr(unit, "value_scale") and unit.value_scale != 1.0:
         print(f"  (accumulator LSB = {unit.value_scale:g} x the per-tensor step product)")
+    from ..kernels import describe
+
+    print("\nGEMM kernels (numsim.kernels, in preference order; each gives the MAC-level bits):")
+    print("\n".join("  " + line for line in describe(unit).splitlines()))
     return 0
 
 

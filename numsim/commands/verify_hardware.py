@@ -1,5 +1,6 @@
 """`numsim verify-hardware FILE [--unit NAME]`: replay a recording of tensor-core outputs through a
-preset and print the bit-exact match rate by input family (docs/hardware.md)."""
+preset and print the bit-exact match rate by input family (docs/hardware.md). The replay is
+numsim.verify.replay_recording; this command parses and prints."""
 from __future__ import annotations
 
 
@@ -14,7 +15,7 @@ def register(sub):
 
 def run(args):
     from ..errors import bad
-    from ..hardware import family_name, replay_recording
+    from ..verify import family_name, replay_recording
 
     if args.max_tiles is not None and args.max_tiles < 1:
         raise bad("--max-tiles", "a positive int", args.max_tiles)

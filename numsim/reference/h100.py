@@ -169,10 +169,10 @@ def fused_dot_ref(a_codes, b_codes, c_code, unit, trace=None):
     if unit.c_add == "accumulator" and not promote and c_in:
         v = decode_exact(c_in, storage)
         inner_code = encode_exact(v if not isinstance(v, str) else float(v), inner,
-                                  rounding=unit.sum_rounding, overflow="to_inf")
+                                  rounding=unit.acc_rounding, overflow="to_inf")
     fs = dict(kept_bits=unit.kept_bits, product_exponent=unit.product_exponent,
-              term_truncation=unit.term_truncation, sum_rounding=unit.sum_rounding,
-              zero_sign=unit.zero_sign, overflow=unit.overflow)
+              term_truncation=unit.term_truncation, sum_rounding=unit.acc_rounding,
+              zero_sign=unit.zero_sign, overflow=unit.acc_overflow)
     done = 0
     for s in range(0, len(a), unit.k_step):
         inner_code = fused_sum(a[s:s + unit.k_step], b[s:s + unit.k_step], decode_exact(inner_code, inner),
@@ -205,7 +205,7 @@ def imma_dot_ref(a_codes, b_codes, c_code, unit, trace=None):
         part = sum(int(decode_exact(int(x), af)) * int(decode_exact(int(y), bf))
                    for x, y in zip(a_codes[s:s + unit.k_step], b_codes[s:s + unit.k_step]))
         acc += part
-        if unit.overflow == "wrap":
+        if unit.acc_overflow == "wrap":
             acc = (acc + 2**31) % 2**32 - 2**31
         else:
             acc = max(-2**31, min(2**31 - 1, acc))

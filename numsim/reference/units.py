@@ -1,6 +1,6 @@
 """The MAC units step by step in exact Python ints and Fractions: the executable specification.
 
-Nothing here shares code with numsim.mac or csrc/units.c; the units' frozen descriptors are read only
+Nothing here shares code with numsim.units or csrc/units.c; the units' frozen descriptors are read only
 for their parameters. The one rounding into a format is numsim.reference.formats.encode_exact.
 
 Every dot function returns (code, trace, overflow_events); trace lists the accumulator code after every
@@ -10,7 +10,7 @@ adder, in the order the unit's datapath produces them:
   right, then the root added to the initial accumulator;
 - per-sample shift, per_sample: the total after each sample; per_shift: the shift-value group's
   accumulator after each sample, then the total after adding each shifted group s = 0..4.
-A term is one product (integer units) or the exact sum of fused_n consecutive products (float units).
+A term is one product (integer units) or the exact sum of k_step consecutive products (float units).
 An 'error' overflow raises RefOverflow(where, step, k): step = number of trace entries before the
 failing adder, k = the last reduction index that adder covers.
 """
@@ -269,10 +269,10 @@ def float_group(acc, a_list, b_list, afmt, bfmt, fmt, rounding, overflow, step, 
 
 
 def float_mac_dot(unit, a_codes, b_codes, c=0, b_fmt=None):
-    """FloatMacUnit / Int4Fp4r4Unit: terms of fused_n products, each added with one rounding.
+    """FloatMacUnit / Int4Fp4r4Unit: terms of k_step products, each added with one rounding.
     b_fmt: the format the datapath reads b in (the even grid for the INT4 x FP4 unit)."""
     K = len(a_codes)
-    n = unit.fused_n
+    n = unit.k_step
     bf = b_fmt or unit.b_fmt
     fmt, rnd, ovf = unit.acc_fmt, unit.acc_rounding, unit.acc_overflow
     T = -(-K // n)
@@ -361,7 +361,7 @@ def requant_int8(acc: int, multiplier: int, shift: int, zero_point: int, out_min
 
 
 def dot(unit, a_codes, b_codes, c=None, **ctx):
-    """Dispatch on the unit's class name (no import of numsim.mac)."""
+    """Dispatch on the unit's class name (no import of numsim.units)."""
     kind = type(unit).__name__
     a, b = [int(x) for x in a_codes], [int(x) for x in b_codes]
     c0 = 0 if c is None else int(c)

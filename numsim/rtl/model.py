@@ -9,7 +9,7 @@ The RTL contract (what the example units in examples/rtl implement, and what the
     assign y = finish(acc);                                // odd phase: the FP16 exponent trick
 
 `(+) term` is one `unit.step`: for integer units acc + widen(a * b) << align_shift under the unit's
-overflow policies; for float units acc + the exact sum of the fused_n lane products, rounded once.
+overflow policies; for float units acc + the exact sum of the k_step lane products, rounded once.
 Every bus carries codes: two's complement for signed integer fields, the format's bit pattern for
 float fields; lane i of a multi-lane bus sits at bits [i*lane_bits +: lane_bits].
 """
@@ -49,9 +49,9 @@ def _fmt_name(fmt) -> str:
 
 
 def _unit_kind(unit):
-    """'int', 'sample_shift', 'float' (numsim.mac) or 'generic' (any other unit with step(state, a, b)
+    """'int', 'sample_shift', 'float' (the numsim.units MACs) or 'generic' (any other unit with step(state, a, b)
     over lanes: the hardware presets): which step signature the unit has."""
-    from ..mac import FloatMacUnit, IntMacUnit, SampleShiftUnit
+    from ..units import FloatMacUnit, IntMacUnit, SampleShiftUnit
 
     if isinstance(unit, IntMacUnit):
         return "int"
@@ -65,7 +65,7 @@ def _unit_kind(unit):
     if (isinstance(unit, Unit) and type(unit).step is not Unit.step and _generic_lanes(unit)
             and all(hasattr(getattr(unit, f, None), "bits") for f in ("a_fmt", "b_fmt", "acc_fmt"))):
         return "generic"
-    raise bad("unit", "a MAC unit with a step model (numsim.mac units, or a unit with step(state, a, b) "
+    raise bad("unit", "a MAC unit with a step model (numsim.units MACs, or a unit with step(state, a, b) "
               "over k_step lanes)", type(unit).__name__)
 
 
@@ -86,7 +86,7 @@ class Layout:
         self.unit = unit
         self.kind = _unit_kind(unit)
         acc = unit.acc_fmt
-        lanes = {"float": getattr(unit, "fused_n", 1), "generic": _generic_lanes(unit)}.get(self.kind, 1)
+        lanes = {"float": getattr(unit, "k_step", 1), "generic": _generic_lanes(unit)}.get(self.kind, 1)
         f = [Field("rst", 1), Field("load", 1), Field("valid", 1),
              Field("c", acc.bits, 1, _fmt_signed(acc), "in", _fmt_name(acc)),
              Field("a", unit.a_fmt.bits, lanes, _fmt_signed(unit.a_fmt), "in", _fmt_name(unit.a_fmt)),

@@ -266,7 +266,7 @@ def _int_exhaustive(b: _Builder, notes):
 # -- float units --
 
 def _datapath_b_fmt(u):
-    from ..mac import Int4Fp4r4Unit
+    from ..units import Int4Fp4r4Unit
     return u.b_fmt.with_phase("even") if isinstance(u, Int4Fp4r4Unit) else u.b_fmt
 
 
@@ -607,7 +607,7 @@ CONTRACT = ("always @(posedge clk) if (rst) acc <= 0; else if (valid) acc <= (lo
 def unit_spec(unit) -> dict:
     """{"preset", "overrides"} that rebuild `unit` with numsim.units.get_unit (JSON-able)."""
     from ..formats import REGISTRY
-    from ..mac import RequantInt8
+    from ..units import RequantInt8
     from ..units import _REGISTRY, get_unit
 
     name = getattr(unit, "name", None)
@@ -641,7 +641,7 @@ def unit_spec(unit) -> dict:
 
 
 def _unplain(over):
-    from ..mac import RequantInt8
+    from ..units import RequantInt8
 
     return {k: (RequantInt8(**v["RequantInt8"]) if isinstance(v, dict) and "RequantInt8" in v else v)
             for k, v in over.items()}

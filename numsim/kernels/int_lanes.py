@@ -1,140 +1,43 @@
-"""Fast GEMM paths that give the MAC-level unit kernels' bits, used only where a proof says so.
+"""Exact integer kernels of the integer MAC, the per-sample-shift MAC and the integer MMA.
 
-Each path states its proof next to its condition; tests/test_fastpath.py compares every path with
-the MAC-level path (`unit.gemm_codes`) bit for bit. `gemm(unit, a, b, c, ctx, nthreads)` returns a
-GemmResult, or None when no fast path applies (the caller then runs the MAC-level path).
-
-Paths:
-- `float`: float-accumulating units (FloatMacUnit, Int4Fp4r4Unit) with round-to-nearest-even
-  accumulation, computed on doubles in csrc/fastgemm.c. Exact because every addend is an exact
-  double and either (A) the unit's span bound puts every rounded add's exact sum in a double
-  (`unit.sum_in_double`), or (B) fused_n == 1, every product is a value of the accumulator format,
-  and the accumulator has p <= 25 significand bits, so each add is x + y of two p-bit values whose
-  double sum, rounded again to p bits, is correctly rounded (53 >= 2p + 2; Figueroa 1995). Any
-  non-finite result sends the whole GEMM back to the MAC-level path (overflow counts, NaN payloads
-  and the error policy are the unit's business).
-- `int`: integer units (IntMacUnit, and the per-sample-shift unit with left shifts, which is the
+Proofs (tests/test_kernels.py forces each against the MAC-level kernel on every preset; tests/test_intgemm.py
+covers the dot-product kernel's lanes, tests/test_hardware_simd.py the IMMA bounds):
+- `int_mac.exact_blas` (and `sample_shift.as_int_mac`): integer units (IntMacUnit, and the per-sample-shift unit with left shifts, which is the
   integer MAC with align_shift = 4 - s) whose every partial sum is provably exact and in range:
   |c| + K * max|a| * max|b| * 2^max_shift < 2^24 (float32 BLAS) or < 2^53 (float64 BLAS), below the
   accumulator's range, and max|a * b| << max_shift below the widening's range. Then no overflow
   event can happen in any order, integer addition is associative, and a float BLAS whose every
   partial sum is an integer below 2^24 (2^53) computes it exactly whatever its summation order.
-- `int8` (tried first under the `int` bound): operands of <= 8 bits on the integer dot-product kernel
+- `int_mac.int8_lanes_{vnni,avx2,portable}` (tried first under the exact_blas bound): operands of <= 8 bits on the integer dot-product kernel
   of csrc/intgemm.c (AVX-512 VNNI vpdpbusd, AVX2 vpmaddwd, plain C). The same bound puts the exact
   result c + sum_k a b 2^s in (-2^31, 2^31); the kernel computes it modulo 2^32 (wrapping int32
   adds, exact 8-bit products, lanes a' + oa / b' + ob with the offsets' cross terms subtracted), and
   in (-2^31, 2^31) the residue determines the integer. Each side's values, the alignment shift
   applied to one of them, must span <= 255 so that an offset puts them in u8 or s8 lanes; else the
-  BLAS path runs. It also runs where the CPU has neither AVX-512 VNNI nor AVX2 (or NUMSIM_NO_SIMD is
-  set): the kernel's plain C level is slower than BLAS and serves as the portable reference.
-- `imma`: integer MMA units (hardware.IntMMAUnit: exact sums per instruction into an int32 accumulator
+  BLAS kernel runs. Its plain C level (`*.int8_lanes_portable`, preferred after the BLAS kernel) is
+  slower than BLAS and serves as the portable reference.
+- `int_mma.*`: integer MMA units (numsim.units.int_mma.IntMMAUnit: exact sums per instruction into an int32 accumulator
   that wraps or saturates once per instruction) when |c| + K * max|a| * max|b| < 2^31 (maxima over
   the data): every accumulator value the unit ever holds, c plus a partial sum of products, is then
   inside the INT32 range, so no wrap or saturation happens and the result is exactly c + A B; the
-  `int8` kernel (its precondition holds), else a float32 (bound < 2^24) or float64 (< 2^53) BLAS,
+  int8 lanes kernels (their precondition holds), else a float32 (bound < 2^24) or float64 (< 2^53) BLAS,
   computes that exactly, as for `int`.
 """
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
-from ._ffi import cptr, ffi, lib
-from .codec import _decode_table, decode, encode
-from .formats import FloatFormat, IntFormat
-from .units import GemmResult
-
-# Set NUMSIM_NO_FASTPATH=1 to run every GEMM through the MAC-level path.
-
-
-def _enabled():
-    return not os.environ.get("NUMSIM_NO_FASTPATH")
-
-
-def _sig_bits(f):
-    return f.man_bits + 1 if isinstance(f, FloatFormat) and f.radix == 2 else (
-        1 if isinstance(f, FloatFormat) else f.bits)
-
-
-def _values_in_format(vals: np.ndarray, fmt) -> bool:
-    """Whether every finite value is exactly a value of fmt (checked by a round trip)."""
-    v = vals[np.isfinite(vals)]
-    return bool(np.array_equal(decode(encode(v, fmt, overflow="saturate"), fmt), v))
-
-
-@functools.lru_cache(maxsize=32)
-def _products_in_format(a_fmt, b_fmt, acc_fmt) -> bool:
-    """Every finite product of an a code and a b code is a value of acc_fmt (exhaustive: <= 2^32 pairs
-    is too many, so only formats of <= 8 bits each are checked; wider ones return False)."""
-    if a_fmt.bits > 8 or b_fmt.bits > 8:
-        return _products_in_format_wide(a_fmt, b_fmt, acc_fmt)
-    va = _decode_table(a_fmt)
-    vb = _decode_table(b_fmt)
-    with np.errstate(all="ignore"):
-        p = np.outer(va[np.isfinite(va)], vb[np.isfinite(vb)]).ravel()
-    return _values_in_format(p, acc_fmt)
-
-
-def _products_in_format_wide(a_fmt, b_fmt, acc_fmt) -> bool:
-    """Radix-2 float operands: products have at most pa + pb significand bits and exponents within
-    [min_a + min_b, max_a + max_b]; they are acc values if those fit its precision and range."""
-    if not all(isinstance(f, FloatFormat) and f.radix == 2 for f in (a_fmt, b_fmt, acc_fmt)):
-        return False
-    sig = _sig_bits(a_fmt) + _sig_bits(b_fmt)
-    lsb = a_fmt.min_exponent + b_fmt.min_exponent            # exponent of the finest product quantum
-    top = a_fmt.max_exponent + b_fmt.max_exponent            # products are below 2^top
-    acc_lsb = acc_fmt.min_exponent
-    return (sig <= _sig_bits(acc_fmt) and lsb >= acc_lsb and 2.0**top <= acc_fmt.max_finite)
-
-
-def _float_unit_ok(unit, ctx):
-    from .mac import FloatMacUnit
-
-    if not isinstance(unit, FloatMacUnit) or ctx:
-        return None
-    if unit.acc_rounding != "nearest_even" or unit.acc_overflow not in ("to_inf", "error"):
-        return None
-    acc = unit.acc_fmt
-    a_fmt = unit._c_a_fmt
-    b_fmt = unit._c_b_fmt
-    if a_fmt.bits > 16 or b_fmt.bits > 16:
-        return None
-    if unit.sum_in_double:                                        # proof (A)
-        return a_fmt, b_fmt
-    if unit.fused_n == 1 and _sig_bits(acc) <= 25 and _products_in_format(a_fmt, b_fmt, acc):   # proof (B)
-        return a_fmt, b_fmt
-    return None
-
-
-def _float_gemm(unit, fmts, a, b, c, nthreads):
-    a_fmt, b_fmt = fmts
-    acc = unit.acc_fmt
-    M, K = a.shape
-    N = b.shape[1]
-    a_lut = np.ascontiguousarray(_decode_table(a_fmt))
-    b_lut = np.ascontiguousarray(_decode_table(b_fmt))
-    a = np.ascontiguousarray(a)
-    b = np.ascontiguousarray(b)
-    cd = None if c is None else np.ascontiguousarray(decode(c, acc))
-    if cd is not None and not np.all(np.isfinite(cd)):
-        return None
-    out = np.empty((M, N), dtype=np.float64)
-    order = {"sequential": 0, "chunked": 1, "pairwise": 2}[unit.order]
-    st = lib.ns_fast_float_gemm(cptr("void *", a), a.dtype.itemsize, cptr("double *", a_lut),
-                                cptr("void *", b), b.dtype.itemsize, cptr("double *", b_lut), M, K, N,
-                                unit.fused_n, order, unit.chunk, acc.man_bits, 1 - acc.bias, acc.max_finite,
-                                cptr("double *", cd) if cd is not None else ffi.NULL, cptr("double *", out),
-                                int(nthreads))
-    if st or not np.all(np.isfinite(out)):
-        return None
-    codes = encode(out, acc)
-    return GemmResult(codes=codes, values=out, overflow_count=0)
+from .._ffi import cptr, ffi, lib
+from ..codec import _decode_table, decode, encode
+from ..formats import IntFormat
+from ..units.base import GemmResult
+from . import Kernel, level_ok, register
 
 
 def _int_unit_ok(unit, a, b, c, ctx):
-    from .mac import IntMacUnit
+    from ..units.int_mac import IntMacUnit
 
     if type(unit) is not IntMacUnit:
         return None
@@ -175,7 +78,8 @@ def _sample_shift_as_int_mac(unit, ctx):
     holds (checked there, with the widening's range as the limit of every shifted product), nothing
     overflows in either grouping (per sample, or one accumulator per shift value summed after
     shifting), so every grouping and order gives the same exact sum. Returns (IntMacUnit, ctx) or None."""
-    from .mac import IntMacUnit, SampleShiftUnit
+    from ..units.int_mac import IntMacUnit
+    from ..units.sample_shift import SampleShiftUnit
 
     if type(unit) is not SampleShiftUnit or unit.shift_direction != "left" or set(ctx) != {"sample_shift"}:
         return None
@@ -307,7 +211,7 @@ def _int8_gemm(unit, a, b, c, ctx, nthreads, level=-1):
 
 
 def _imma_ok(unit, a, b, c, ctx):
-    from .hardware import IntMMAUnit
+    from ..units.int_mma import IntMMAUnit
 
     if not isinstance(unit, IntMMAUnit) or ctx or a.size == 0 or b.size == 0:
         return None
@@ -331,53 +235,124 @@ def _imma_gemm(unit, dtype, a, b, c):
     return GemmResult(codes=codes, values=vals)
 
 
-def gemm(unit, a, b, c=None, ctx=None, nthreads=None):
-    """A fast-path GemmResult equal to unit.gemm_codes(a, b, c, **ctx), or None."""
-    if not _enabled():
-        return None
-    ctx = {k: v for k, v in (ctx or {}).items() if v is not None}
-    from .mac import Int4Fp4r4Unit, default_threads
+# ---- the kernels ---------------------------------------------------------------------------------
 
-    nthreads = default_threads() if nthreads is None else int(nthreads)
-    if isinstance(unit, Int4Fp4r4Unit) and unit.phase == "odd":
-        from dataclasses import replace
+_LANE_LEVELS = {"vnni": ("avx512_vnni", 2), "avx2": ("avx2", 1), "portable": ("portable", 0)}
 
-        from .mac import odd_phase_departures, odd_phase_trick
 
-        even_unit = replace(unit, phase="even")
-        fmts = _float_unit_ok(even_unit, ctx)
-        if fmts is None:
-            return None
-        even = _float_gemm(even_unit, fmts, a, b, c, nthreads)
-        if even is None:
-            return None
-        codes = odd_phase_trick(even.codes, unit.odd_underflow)
-        return GemmResult(codes=codes, values=decode(codes, unit.acc_fmt), overflow_count=0,
-                          info={"even_codes": even.codes,
-                                "departures": odd_phase_departures(even.codes, unit.odd_underflow)})
-    fmts = _float_unit_ok(unit, ctx)
-    if fmts is not None:
-        return _float_gemm(unit, fmts, a, b, c, nthreads)
-    dtype = _int_unit_ok(unit, a, b, c, ctx)
-    if dtype is not None:
-        # the plain C kernel (level 0) is slower than BLAS: it runs only when asked for (tests).
-        # A thread pays for its start only with >= 2^26 MACs (0.3 ms at ~200 GMAC/s a core).
-        work = a.shape[0] * a.shape[1] * b.shape[1] if a.ndim == 2 and b.ndim == 2 else 0
-        threads = max(1, min(nthreads, work >> 26))
-        res = _int8_gemm(unit, a, b, c, ctx, threads) if lib.ns_int8_gemm_level() >= 1 else None
-        return res if res is not None else _int_gemm(unit, dtype, a, b, c, ctx)
-    proxy = _sample_shift_as_int_mac(unit, ctx)
-    if proxy is not None:
-        int_unit, int_ctx = proxy
-        res = gemm(int_unit, a, b, c, int_ctx, nthreads)
-        if res is not None and getattr(unit, "output_stage", None) is not None:
-            res.out_codes = unit.output_stage.apply(res.codes.astype(np.uint32))
-        return res
-    dtype = _imma_ok(unit, a, b, c, ctx)
-    if dtype is not None:
-        # the bound also meets the int8 kernel's precondition (exact result in (-2^31, 2^31))
-        work = a.shape[0] * a.shape[1] * b.shape[1]
-        threads = max(1, min(nthreads, work >> 26))
-        res = _int8_gemm(unit, a, b, c, {}, threads) if lib.ns_int8_gemm_level() >= 1 else None
-        return res if res is not None else _imma_gemm(unit, dtype, a, b, c)
+def _int_threads(p):
+    # A thread pays for its start only with >= 2^26 MACs (0.3 ms at ~200 GMAC/s a core).
+    M, K, N = p.shape
+    return max(1, min(p.nthreads, (M * K * N) >> 26))
+
+
+def _lanes_reason(unit, p, ctx):
+    if p.a.dtype != np.uint8 or p.b.dtype != np.uint8:
+        return "operands wider than 8 bits"
+    if p.a.shape[1] == 0:
+        return "K = 0"
+    shift = ctx.get("align_shift")
+    max_shift = int(np.max(shift)) if shift is not None and len(shift) else 0
+    if _lane_plan(unit.a_fmt, unit.b_fmt, max_shift) is None:
+        return "the operands' (shifted) values span more than 255: no u8 / s8 lane offset"
     return None
+
+
+def _int_mac_domain(unit, p):
+    if _int_unit_ok(unit, p.a, p.b, p.c, p.ctx) is None:
+        return "the exact result could overflow (|c| + K max|a b| 2^max_shift past the widening or accumulator)"
+    return None
+
+
+def _int_lanes_kernel(family, tag, ok, ctx_of):
+    level, c_level = _LANE_LEVELS[tag]
+
+    def domain(unit, p):
+        return ok(unit, p) or _lanes_reason(unit, p, ctx_of(p))
+
+    def run(unit, p):
+        res = _int8_gemm(unit, p.a, p.b, p.c, ctx_of(p), _int_threads(p), c_level)
+        if res is None:
+            raise RuntimeError(f"{family}.int8_lanes_{tag}: the C kernel rejected a problem its domain accepted")
+        return res
+
+    register(Kernel(name=f"{family}.int8_lanes_{tag}", level=level,
+                    proof="under the exact bound the result c + sum_k a b 2^s lies in (-2^31, 2^31); the lanes "
+                          "kernel (csrc/intgemm.c) computes it modulo 2^32 with exact 8-bit products and the lane "
+                          "offsets' cross terms subtracted, and the residue determines it; tests/test_kernels.py, "
+                          "tests/test_intgemm.py",
+                    domain=domain, run=run))
+
+
+def _int_blas_run(unit, p):
+    return _int_gemm(unit, _int_unit_ok(unit, p.a, p.b, p.c, p.ctx), p.a, p.b, p.c, p.ctx)
+
+
+def _imma_domain(unit, p):
+    if _imma_ok(unit, p.a, p.b, p.c, {}) is None:
+        return "|c| + K max|a| max|b| reaches 2^31 - 1: the accumulator could wrap or saturate"
+    return None
+
+
+def _imma_blas_run(unit, p):
+    return _imma_gemm(unit, _imma_ok(unit, p.a, p.b, p.c, {}), p.a, p.b, p.c)
+
+
+for _tag in ("vnni", "avx2", "portable"):
+    _int_lanes_kernel("int_mac", _tag, _int_mac_domain, lambda p: p.ctx)
+    _int_lanes_kernel("int_mma", _tag, _imma_domain, lambda p: {})
+
+register(Kernel(name="int_mac.exact_blas", level="python",
+                proof="no overflow event can happen in any order under |c| + K max|a b| 2^max_shift below the "
+                      "widening's and accumulator's ranges; integer addition is associative and a float BLAS whose "
+                      "every partial sum is an integer below 2^24 (float32) / 2^53 (float64) is exact in any order; "
+                      "tests/test_kernels.py",
+                domain=_int_mac_domain, run=_int_blas_run))
+register(Kernel(name="int_mma.exact_blas", level="python",
+                proof="|c| + K max|a| max|b| < 2^31 over the data: no accumulator value wraps or saturates, so the "
+                      "result is c + A B exactly, which a float32 (< 2^24) / float64 (< 2^53) BLAS computes exactly; "
+                      "tests/test_kernels.py, tests/test_hardware_simd.py",
+                domain=_imma_domain, run=_imma_blas_run))
+
+
+def _as_int_mac(unit, p):
+    proxy = _sample_shift_as_int_mac(unit, p.ctx)
+    if proxy is None:
+        return None
+    int_unit, int_ctx = proxy
+    int_ctx = {"align_shift": np.ascontiguousarray(int_ctx["align_shift"], dtype=np.int32)}
+    from .problem import Problem
+
+    q = Problem(a=p.a, b=p.b, c=p.c, ctx=int_ctx, nthreads=p.nthreads)
+    if _int_unit_ok(int_unit, q.a, q.b, q.c, q.ctx) is None:
+        return None
+    return int_unit, q
+
+
+def _sample_shift_domain(unit, p):
+    if _as_int_mac(unit, p) is None:
+        return ("not the left-shift unit with every shifted product and partial sum provably in range "
+                "(then it is the integer MAC with align_shift = 4 - s)")
+    return None
+
+
+def _sample_shift_run(unit, p):
+    int_unit, q = _as_int_mac(unit, p)
+    from . import _KERNELS
+
+    for name in ("int_mac.int8_lanes_vnni", "int_mac.int8_lanes_avx2", "int_mac.exact_blas"):
+        k = _KERNELS[name]
+        if level_ok(k.level) and k.domain(int_unit, q) is None:
+            res = k.run(int_unit, q)
+            res.info["inner_kernel"] = name
+            break
+    if getattr(unit, "output_stage", None) is not None:
+        res.out_codes = unit.output_stage.apply(res.codes.astype(np.uint32))
+    return res
+
+
+register(Kernel(name="sample_shift.as_int_mac", level="python",
+                proof="with left shifts the unit is the integer MAC with align_shift = 4 - s; under the integer "
+                      "bound nothing overflows in either grouping, so every grouping and order gives the same exact "
+                      "sum, run by the integer MAC's exact kernels; tests/test_kernels.py",
+                domain=_sample_shift_domain, run=_sample_shift_run))
