@@ -12,14 +12,12 @@
  * gives them; non-finite operands follow IEEE double arithmetic (inf - inf and 0 x inf are NaN) and
  * the NaN outputs are re-coded afterwards as the units code them. */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "numsim.h"
 #include "ns_internal.h"
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NS_X86
 #include <immintrin.h>
-#define NS_FMC_X86 1
 #endif
 
 /* ---- the accumulator formats --------------------------------------------------------------- */
@@ -53,7 +51,7 @@ static inline double fmc_round(int acc, double x) {
 
 /* Term t of output (i, j): the exact sum of its products (IEEE double: exact by the precondition). */
 static inline double fmc_term(const ns_fmachain_args *p, int64_t i, int64_t j, int64_t t) {
-    const int64_t k0 = t * p->fused_n, k1 = k0 + p->fused_n < p->K ? k0 + p->fused_n : p->K;
+    const int64_t k0 = t * p->k_step, k1 = k0 + p->k_step < p->K ? k0 + p->k_step : p->K;
     double s = (double)ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * p->K + k0) *
                (double)ns_fmc_val(p->b, p->b_bytes, p->b_lut, k0 * p->N + j);
     for (int64_t k = k0 + 1; k < k1; k++)
@@ -65,7 +63,7 @@ static inline double fmc_term(const ns_fmachain_args *p, int64_t i, int64_t j, i
 int32_t ns_fmc_block_portable(const ns_fmc_block *blk) {
     const ns_fmachain_args *p = blk->p;
     const int acc = p->acc;
-    const int64_t T = (p->K + p->fused_n - 1) / p->fused_n;
+    const int64_t T = (p->K + p->k_step - 1) / p->k_step;
     double *stack = NULL;
     if (p->order == 2) {
         stack = (double *)malloc(66 * sizeof(double));  /* one partial sum per level: T < 2^63 */
@@ -104,19 +102,16 @@ int32_t ns_fmc_block_portable(const ns_fmc_block *blk) {
     return 0;
 }
 
-/* ---- CPU features ------------------------------------------------------------------------- */
+/* ---- levels ------------------------------------------------------------------------------ */
 
-/* TODO(merge): use ns_cpu_features / the shared thread runner */
-int32_t ns_fmachain_level_ok(int32_t level) {
-    if (level == NS_FMC_PORTABLE) return 1;
-#if NS_FMC_X86
-    __builtin_cpu_init();
-    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    if (level == NS_FMC_AVX512) return avx512;
-    if (level == NS_FMC_AVX512_FP16) return avx512 && __builtin_cpu_supports("avx512fp16");
+int32_t ns_level_fmachain(uint32_t f) {
+#ifdef NS_X86
+    if (ns_cpu_has(f, NS_CPU_AVX512_BASE | NS_CPU_AVX512_FP16)) return NS_FMC_AVX512_FP16;
+    if (ns_cpu_has(f, NS_CPU_AVX512_BASE)) return NS_FMC_AVX512;
+#else
+    (void)f;
 #endif
-    return 0;
+    return NS_FMC_PORTABLE;
 }
 
 /* ---- driver ------------------------------------------------------------------------------- */
@@ -134,9 +129,8 @@ static inline uint32_t fmc_default_nan(int acc) {
 
 typedef struct fmc_task { ns_fmc_block blk; int32_t level, status; } fmc_task;
 
-static void *fmc_run_task(void *arg) {
-    fmc_task *t = (fmc_task *)arg;
-#if NS_FMC_X86
+static void fmc_run_task(fmc_task *t) {
+#ifdef NS_X86
     /* Round to nearest even, no flush-to-zero or denormals-are-zero, exceptions masked: the rounding
      * the kernels' instructions without an embedded rounding take. Restored on the way out. */
     const unsigned int csr = _mm_getcsr();
@@ -158,22 +152,29 @@ static void *fmc_run_task(void *arg) {
                 ns_fmc_put(p->out, p->acc, idx, fmc_is_nan(p->acc, c) ? (c | fmc_quiet_bit(p->acc)) : fmc_default_nan(p->acc));
             }
     }
-#if NS_FMC_X86
+#ifdef NS_X86
     _mm_setcsr(csr);
 #endif
-    return NULL;
+}
+
+/* ns_parallel_for's range: tasks lo .. hi. */
+static void fmc_run_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    (void)t;
+    for (int64_t i = lo; i < hi; i++) fmc_run_task((fmc_task *)ctx + i);
 }
 
 int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
-    if (!p || p->M < 0 || p->K < 0 || p->N < 0 || p->fused_n < 1 || p->fused_n > 64 || p->order < 0 ||
-        p->order > 2 || (p->order == 1 && p->chunk < 1) || p->acc < 0 || p->acc > 2 || !ns_fmachain_level_ok(level))
+    if (!p || p->M < 0 || p->K < 0 || p->N < 0 || p->k_step < 1 || p->k_step > 64 || p->order < 0 ||
+        p->order > 2 || (p->order == 1 && p->chunk < 1) || p->acc < 0 || p->acc > 2)
         return -1;
+    if (level < 0) level = ns_level_fmachain(ns_cpu_usable());
+    if (level > ns_level_fmachain(ns_cpu_features())) return -1;
     if ((p->M && p->K && (!p->a || !p->b)) || (p->M && p->N && !p->out)) return -1;
     if (p->a_bytes < 1 || p->a_bytes > 4 || p->a_bytes == 3 || p->b_bytes < 1 || p->b_bytes > 4 || p->b_bytes == 3 ||
         (p->a_bytes < 4 && !p->a_lut) || (p->b_bytes < 4 && !p->b_lut))
         return -1;
-    if (level == NS_FMC_AVX512_FP16 && !(p->acc == NS_FMC_FP16 && p->fused_n == 1)) level = NS_FMC_AVX512;
-    int32_t nthreads = p->nthreads < 1 ? 1 : p->nthreads > 64 ? 64 : p->nthreads;
+    if (level == NS_FMC_AVX512_FP16 && !(p->acc == NS_FMC_FP16 && p->k_step == 1)) level = NS_FMC_AVX512;
+    int32_t nthreads = p->nthreads < 1 ? 1 : p->nthreads > NS_MAX_THREADS ? NS_MAX_THREADS : p->nthreads;
     /* Blocks: rows split first (in multiples of 8, the register tile), then columns (multiples of 64). */
     const int64_t row_tiles = (p->M + 7) / 8, col_tiles = (p->N + 63) / 64;
     int64_t rt = row_tiles < nthreads ? row_tiles : nthreads;
@@ -182,9 +183,7 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
     if (ct > col_tiles) ct = col_tiles > 0 ? col_tiles : 1;
     const int32_t n = (int32_t)(rt * ct);
     fmc_task *tasks = (fmc_task *)calloc((size_t)n, sizeof(fmc_task));
-    pthread_t *tids = (pthread_t *)calloc((size_t)n, sizeof(pthread_t));
-    int *started = (int *)calloc((size_t)n, sizeof(int));
-    if (!tasks || !tids || !started) { free(tasks); free(tids); free(started); return -1; }
+    if (!tasks) return -1;
     for (int64_t r = 0; r < rt; r++)
         for (int64_t c = 0; c < ct; c++) {
             fmc_task *t = &tasks[r * ct + c];
@@ -197,21 +196,15 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
             if (t->blk.n1 > p->N) t->blk.n1 = p->N;
             t->level = level;
         }
-    /* TODO(merge): use ns_cpu_features / the shared thread runner */
-    for (int32_t i = 1; i < n; i++) started[i] = pthread_create(&tids[i], NULL, fmc_run_task, &tasks[i]) == 0;
-    fmc_run_task(&tasks[0]);
-    for (int32_t i = 1; i < n; i++) {
-        if (started[i]) pthread_join(tids[i], NULL);
-        else fmc_run_task(&tasks[i]);                  /* no thread available: run it here */
-    }
+    ns_parallel_for(n, n, fmc_run_range, tasks);      /* one task a thread: n <= nthreads */
     int32_t status = level;
     for (int32_t i = 0; i < n; i++) if (tasks[i].status) status = -1;
-    free(tasks); free(tids); free(started);
+    free(tasks);
     return status;
 }
 
-/* Levels this compiler cannot build run nowhere (ns_fmachain_level_ok says 0 for them). */
-#if !NS_FMC_X86
+/* Levels this build has no code for run nowhere (ns_level_fmachain never names them). */
+#ifndef NS_X86
 int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) { (void)blk; return -1; }
 int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) { (void)blk; return -1; }
 #endif

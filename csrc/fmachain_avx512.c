@@ -24,7 +24,7 @@
  *    Narrowing: fp16 by vcvtps2ph under nearest-even (IEEE conversion: subnormals, overflow to inf);
  *    bf16 by the integer rounding u + 0x7FFF + lsb, truncated (exact RNE on the code, carries into the
  *    exponent and to inf included; NaNs are kept NaN and re-coded by the driver).
- *  - fp16 / bf16 accumulators with narrow products (args->narrow_products: fused_n == 1, every product
+ *  - fp16 / bf16 accumulators with narrow products (args->narrow_products: k_step == 1, every product
  *    has <= p significand bits, 2^emin / 2^q <= 2^24 for q the finer of the accumulator's and the
  *    products' quanta): one FMA rounded to nearest at 24 bits, then narrowed. Where |x| >= 2^emin the
  *    add is x = acc + a * b of two numbers of p bits, and RN_p(RN_24(x)) = RN_p(x) since 24 >= 2p + 2
@@ -34,12 +34,12 @@
  *    narrowing is the one rounding. Partial-sum adds and leaves are the same case (y = 1, z = -0).
  * Ordering: each output's adds run in the unit's order; lanes are output columns, rows are the
  * register tile's rows; nothing reassociates the reduction. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
+#include "numsim.h"
+#ifdef NS_X86
+#pragma GCC target("avx512f,avx512bw,avx512vl")
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
-#include "numsim.h"
 
 #define FMC_MR 8        /* rows of the register tile */
 #define FMC_NR 32       /* columns of the register tile: two vectors of 16 floats */
@@ -134,7 +134,7 @@ FMC_ALWAYS void fmc_add_into(const int acc, __m512 total[FMC_MR][2], __m512 x[FM
 /* One 8 x 32 tile over all T terms, in the unit's order. stack: pairwise scratch. */
 FMC_ALWAYS void fmc_tile(const int acc, const int fn1, const int order, const ns_fmachain_args *p, const float *ap,
                          const float *bp, int64_t T, __m512 total[FMC_MR][2], __m512 *stack) {
-    const int fn = p->fused_n;
+    const int fn = p->k_step;
     if (order == 0) {
         for (int64_t t = 0; t < T; t++) fmc_term_into(acc, fn1, fn, ap, bp, t, 0, total);
     } else if (order == 1) {
@@ -218,7 +218,7 @@ static void *fmc_alloc(size_t bytes) {
 
 int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
     const ns_fmachain_args *p = blk->p;
-    const int acc = p->acc, fn = p->fused_n;
+    const int acc = p->acc, fn = p->k_step;
     const int64_t K = p->K, N = p->N, T = (K + fn - 1) / fn, Kp = T * fn;
     const int64_t rows = blk->m1 - blk->m0, row_tiles = (rows + FMC_MR - 1) / FMC_MR;
     int depth = 2;

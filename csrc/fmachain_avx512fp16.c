@@ -1,5 +1,5 @@
 /* Float-accumulator chain GEMM, level 2: AVX512-FP16 (Intel Sapphire Rapids and later), for the fp16
- * accumulator with one product per add (fused_n == 1) and operands whose values are fp16 values
+ * accumulator with one product per add (k_step == 1) and operands whose values are fp16 values
  * (checked in numsim/kernels/x_fpfast.py). Contract in ns_fmachain.h; the same bits as the portable
  * level (fmachain.c) and level 1 (fmachain_avx512.c).
  *
@@ -10,12 +10,12 @@
  * leaf is fma(a, b, -0) = RN(a * b) with its sign (-0 is the additive identity under nearest); a
  * partial-sum add is vaddph, one rounding of x + y. 32 lanes are 32 output columns; each lane's adds
  * run in the unit's order. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#pragma GCC target("avx512fp16,avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")
+#include "numsim.h"
+#ifdef NS_X86
+#pragma GCC target("avx512fp16,avx512f,avx512bw,avx512vl")
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
-#include "numsim.h"
 
 #define FMH_MR 8        /* rows of the register tile */
 #define FMH_NR 64       /* columns of the register tile: two vectors of 32 halves */
@@ -118,7 +118,7 @@ static inline __mmask32 fmh_mask32(int64_t nc, int part) {
 
 int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
     const ns_fmachain_args *p = blk->p;
-    if (p->acc != NS_FMC_FP16 || p->fused_n != 1) return -1;
+    if (p->acc != NS_FMC_FP16 || p->k_step != 1) return -1;
     const int64_t K = p->K, N = p->N, T = K;
     const int64_t rows = blk->m1 - blk->m0, row_tiles = (rows + FMH_MR - 1) / FMH_MR;
     int depth = 2;

@@ -1,7 +1,7 @@
 /* Float-accumulator chain GEMM: the float MAC units' exact bits at the machine's own rounding rate.
  *
  * What it computes (numsim.mac.FloatMacUnit / Int4Fp4r4Unit, csrc/units.c): for every output (i, j),
- * terms t = 0 .. T-1 (T = ceil(K / fused_n)), term t the exact sum of the fused_n products
+ * terms t = 0 .. T-1 (T = ceil(K / k_step)), term t the exact sum of the k_step products
  * a[i, k] * b[k, j] of its k's; the accumulator (fp16, bf16 or fp32) takes each add with one
  * round-to-nearest-even, in the unit's order: sequential (acc = RN(acc + term)), chunked (each chunk
  * of `chunk` terms summed in its own accumulator that starts at RN(first term), then acc = RN(acc +
@@ -13,11 +13,11 @@
  *
  * Preconditions (checked by numsim/kernels/x_fpfast.py before any call): every operand value is a
  * float32 value (given as codes and a float32 table of every code's value, or as float32 values); with
- * fused_n > 1 every partial sum of a term's products is a
+ * k_step > 1 every partial sum of a term's products is a
  * multiple of its finest product quantum below 2^24 of it and >= 2^-149 (so fp32 adds them exactly).
  *
  * Levels (each with its proof in its file): 0 portable C (fmachain.c), 1 AVX-512F/BW/VL/DQ
- * (fmachain_avx512.c), 2 AVX512-FP16 (fmachain_avx512fp16.c; fp16 accumulator with fused_n == 1 only,
+ * (fmachain_avx512.c), 2 AVX512-FP16 (fmachain_avx512fp16.c; fp16 accumulator with k_step == 1 only,
  * the rest runs at level 1). Every level gives the same bits. */
 #ifndef NS_FMACHAIN_H
 #define NS_FMACHAIN_H
@@ -33,7 +33,7 @@ enum ns_fmachain_level { NS_FMC_PORTABLE = 0, NS_FMC_AVX512 = 1, NS_FMC_AVX512_F
 
 typedef struct ns_fmachain_args {
     int32_t acc;            /* ns_fmachain_acc */
-    int32_t fused_n;        /* products per term, 1..64 */
+    int32_t k_step;        /* products per term, 1..64 */
     int32_t order;          /* 0 sequential, 1 chunked, 2 pairwise */
     int64_t chunk;          /* terms per chunk (order 1) */
     int64_t M, K, N;
@@ -44,16 +44,18 @@ typedef struct ns_fmachain_args {
     const float *b_lut;
     const void *c;          /* (M, N) initial accumulator codes (uint16 for fp16 / bf16, uint32 for fp32), or NULL (+0) */
     void *out;              /* (M, N) accumulator codes, the same widths */
-    int32_t narrow_products;/* fp16 / bf16 with fused_n == 1: every product has <= p significand bits and
+    int32_t narrow_products;/* fp16 / bf16 with k_step == 1: every product has <= p significand bits and
                              * 2^emin_acc / 2^min(acc quantum, product quantum) <= 2^24, so that one float32
                              * FMA rounded to nearest and then narrowed is the correct add (level 1; see there) */
     int32_t nthreads;       /* 1..64 */
 } ns_fmachain_args;
 
-/* 1 when this CPU (and OS) runs the level's instructions. */
-int32_t ns_fmachain_level_ok(int32_t level);
-/* The GEMM at the given level (it must be ok). Returns the level that ran (level 2 hands problems it
- * does not cover to level 1), or -1 for a bad argument or no memory. */
+/* The best level under the CPU-feature bits f (ns_cpu.h): 2 AVX512-FP16 (with F, BW, VL), 1 AVX-512 F, BW,
+ * VL, 0 portable. */
+int32_t ns_level_fmachain(uint32_t f);
+/* The GEMM at `level` (-1: the best under ns_cpu_usable(); else it must be <= ns_level_fmachain(
+ * ns_cpu_features())). Returns the level that ran (level 2 hands problems it does not cover to level 1),
+ * or -1 for a bad argument, a level this CPU lacks, or no memory. */
 int32_t ns_fmachain_gemm(const ns_fmachain_args *args, int32_t level);
 /* CDEF END */
 

@@ -1,9 +1,7 @@
 """The float-accumulator chain kernels (numsim/kernels/x_fpfast.py, csrc/fmachain*.c) against the MAC-level
-path (`unit.gemm_codes`), bit for bit, at every ISA level this CPU has and the portable level: hypothesis-drawn
+kernel (`numsim.kernels.mac_level_gemm`), bit for bit, at every ISA level this CPU has and the portable level: hypothesis-drawn
 shapes (K = 1, odd sizes, N not a multiple of 32) and edge codes (subnormals, overflow to inf and saturation,
 signed zeros, cancellation, NaN, ties, max finite)."""
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,10 +10,11 @@ from hypothesis import strategies as st
 import numsim
 from numsim.codec import _decode_table, encode
 from numsim.errors import NumsimError
+from numsim.kernels import mac_level_gemm
 from numsim.kernels import x_fpfast as X
 
 LEVELS = [lv for lv in X.LEVELS if X.level_ok(lv)]
-KERNELS = [k for k in X.KERNELS if X.level_ok(k.level)]
+KERNELS = [k for k in X.KERNELS if k.level in LEVELS]
 SETTINGS = settings(derandomize=True, deadline=None, max_examples=150,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -36,7 +35,7 @@ UNITS = [
     ("int4_fp4r4_fp16", {}),
     ("int4_fp4r4_fp16", {"phase": "odd"}),
     ("int4_fp4r4_fp16", {"phase": "odd", "odd_underflow": "exact"}),
-    ("int4_fp4r4_fp16", {"fused_n": 2, "phase": "odd", "odd_underflow": "clamp"}),
+    ("int4_fp4r4_fp16", {"k_step": 2, "phase": "odd", "odd_underflow": "clamp"}),
 ]
 
 
@@ -114,12 +113,12 @@ def problems(draw, with_specials=True):
     c = None
     if draw(st.booleans()):
         c = codes(unit.acc_fmt, (M, N), specials)
-    return unit, SimpleNamespace(a=a, b=b, c=c, ctx={}, nthreads=draw(st.sampled_from([1, 2, 3])))
+    return unit, unit.problem(a, b, c=c, nthreads=draw(st.sampled_from([1, 2, 3])))
 
 
 def _check(unit, p):
     try:
-        ref = unit.gemm_codes(p.a, p.b, p.c, nthreads=2)
+        ref = mac_level_gemm(unit, p.a, p.b, p.c, nthreads=2)
     except NumsimError as e:
         for k in KERNELS:
             if k.domain(unit, p) is None:
@@ -163,8 +162,8 @@ def test_every_level_runs_its_own_code():
     rng = np.random.default_rng(1)
     for preset, over, fp16_chain in [("fp8_fp16", {}, True), ("fp16_fp32", {}, False), ("int4_fp4r4_fp16", {}, False)]:
         u = _unit(preset, **over)
-        p = SimpleNamespace(a=rng.integers(0, 16, (5, 9)).astype(u.a_fmt.dtype),
-                            b=rng.integers(0, 16, (9, 37)).astype(u.b_fmt.dtype), c=None, ctx={}, nthreads=2)
+        p = u.problem(rng.integers(0, 16, (5, 9)).astype(u.a_fmt.dtype),
+                      rng.integers(0, 16, (9, 37)).astype(u.b_fmt.dtype), nthreads=2)
         for k in KERNELS:
             if k.domain(u, p) is None:
                 assert k.run(u, p).info["fmachain_level"] == k.level
@@ -196,8 +195,8 @@ def test_ties_signed_zeros_cancellation(order):
         a = _f16([av])
         b = _f16(np.array([bv]).T)
         c = _f16([[c0]])
-        p = SimpleNamespace(a=a, b=b, c=c, ctx={}, nthreads=1)
-        ref = u.gemm_codes(a, b, c)
+        p = u.problem(a, b, c=c, nthreads=1)
+        ref = mac_level_gemm(u, a, b, c)
         for k in KERNELS:
             assert k.domain(u, p) is None
             assert k.run(u, p).codes[0, 0] == ref.codes[0, 0], (k.name, av, bv, c0)
@@ -224,9 +223,9 @@ def test_sums_with_bits_past_24(preset, over, top, K):
             return vals[ok][rng.integers(0, ok.size, shape)].view(np.uint32)
         return ok[rng.integers(0, ok.size, shape)].astype(fmt.dtype)
 
-    p = SimpleNamespace(a=finite(u.a_fmt, (48, K), top), b=finite(u.b_fmt, (K, 1536), top),
-                        c=finite(u.acc_fmt, (48, 1536), 2.0**12), ctx={}, nthreads=2)
-    ref = u.gemm_codes(p.a, p.b, p.c)
+    p = u.problem(finite(u.a_fmt, (48, K), top), finite(u.b_fmt, (K, 1536), top),
+                  c=finite(u.acc_fmt, (48, 1536), 2.0**12), nthreads=2)
+    ref = mac_level_gemm(u, p.a, p.b, p.c)
     for k in KERNELS:
         if k.domain(u, p) is None:
             assert np.array_equal(k.run(u, p).codes, ref.codes), k.name
@@ -238,8 +237,8 @@ def test_saturate_and_error_policies():
     e4 = numsim.formats.get_format("fp8_e4m3fn")
     a = encode(np.array([[448.0, 448.0, -448.0, 1.0], [1.0, 2.0, 3.0, 4.0]]), e4)
     b = encode(np.array([[448.0], [448.0], [448.0], [1.0]]), e4)
-    p = SimpleNamespace(a=a, b=b, c=None, ctx={}, nthreads=1)
-    ref = u_sat.gemm_codes(a, b)
+    p = u_sat.problem(a, b, nthreads=1)
+    ref = mac_level_gemm(u_sat, a, b)
     for k in KERNELS:
         assert np.array_equal(k.run(u_sat, p).codes, ref.codes)
         with pytest.raises(NumsimError, match="overflow"):
@@ -247,16 +246,16 @@ def test_saturate_and_error_policies():
 
 
 def test_domain_reasons():
-    p = SimpleNamespace(a=np.zeros((1, 1), np.uint8), b=np.zeros((1, 1), np.uint8), c=None, ctx={}, nthreads=1)
+    p = _unit("fp8_fp16").problem(np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8))
     assert X.domain_fmachain(_unit("fp8_fp16", acc_rounding="toward_zero"), p)
     assert X.domain_fmachain(_unit("int4_int32"), p)
     assert X.domain_fmachain(_unit("fp8_fp16", acc_fmt=numsim.formats.FloatFormat(6, 9, 31)), p)
-    assert X.domain_fmachain(_unit("fp8_fp16", fused_n=4), p)            # e4m3 group sums overflow float32
+    assert X.domain_fmachain(_unit("fp8_fp16", k_step=4), p)            # e4m3 group sums overflow float32
     assert X.domain_fp16_fma(_unit("fp16_fp32"), p)
     assert X.domain_fp16_fma(_unit("int4_fp4r4_fp16"), p)
     assert X.domain_fmachain(_unit("fp8_fp16"), p) is None
     assert X.domain_fmachain(_unit("int4_fp4r4_fp16", phase="odd"), p) is None
-    q = SimpleNamespace(a=p.a, b=p.b, c=None, ctx={"align_shift": np.zeros(1)}, nthreads=1)
+    q = numsim.kernels.Problem(a=p.a, b=p.b, ctx={"align_shift": np.zeros(1, np.int32)})
     assert X.domain_fmachain(_unit("fp8_fp16"), q)
 
 
@@ -264,3 +263,5 @@ def test_levels_reported():
     assert "portable" in LEVELS
     for k in X.KERNELS:
         assert k.level in X.LEVELS and k.proof and callable(k.domain) and callable(k.run)
+        if k.level in numsim.kernels.LEVELS:
+            assert numsim.kernels.get_kernel(k.name) is k      # registered under its name

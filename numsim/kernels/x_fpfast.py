@@ -1,15 +1,15 @@
 """Exact kernels for the float-accumulating MAC units at the machine's own rounding rate (issue 15).
 
-Kernels of numsim.mac.FloatMacUnit and Int4Fp4r4Unit (both TPR phases) on csrc/fmachain*.c, each
-giving the MAC-level path's bits (`unit.gemm_codes`) wherever its `domain` returns None:
+Kernels of numsim.units.float_mac.FloatMacUnit and Int4Fp4r4Unit (both TPR phases) on csrc/fmachain*.c, each
+giving the MAC-level kernel's bits (`unit.mac_level_gemm`) wherever its `domain` returns None:
 
-- `float_mac.fma_fp16.avx512_fp16`: fp16 accumulator, one product per add: each add is one
+- `float_mac.fma_chain_fp16` (level avx512_fp16): fp16 accumulator, one product per add: each add is one
   `vfmadd231ph` (IEEE fusedMultiplyAdd: the product exact, one rounding to nearest even).
-- `float_mac.fmachain.avx512`: fp32 accumulators on `vfmadd231ps` (the same rule); fp16 and bf16
+- `float_mac.fma_chain` (level avx512): fp32 accumulators on `vfmadd231ps` (the same rule); fp16 and bf16
   accumulators (one product or an exact fused group per add, the 4-way INT4 x FP4 MAC included) by
   rounding to odd at 24 bits (FMA under embedded round-down and round-up: inexact iff they differ),
   then to nearest even at 11 / 8 bits (24 >= p + 2: Boldo & Melquiond 2008).
-- `float_mac.fmachain.portable`: the same problems in portable C: TwoSum gives the add rounded to odd
+- `float_mac.fma_chain_portable` (level portable): the same problems in portable C: TwoSum gives the add rounded to odd
   at 53 bits, then ns_round_pack (the MAC-level path's one rounding routine) rounds it once.
 
 Every order of the unit (sequential, chunked, pairwise) runs in the unit's order from the same
@@ -24,35 +24,31 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from .._ffi import cptr, ffi, lib
 from ..codec import _decode_table, decode
 from ..formats import FloatFormat
-from ..units import GemmResult
+from ..units.base import GemmResult
+from . import Kernel, register
+from .problem import Problem
 
-LEVELS = {"portable": 0, "avx512": 1, "avx512_fp16": 2}
+LEVELS = {"portable": 0, "avx512": 1, "avx512_fp16": 2}    # registry level -> ns_fmachain_level
 _ACC = {(5, 10, 15): 0, (8, 7, 127): 1, (8, 23, 127): 2}      # (exp_bits, man_bits, bias) -> ns_fmachain_acc
 _ORDERS = {"sequential": 0, "chunked": 1, "pairwise": 2}
 
 
-@dataclass(frozen=True)
-class FpKernel:
-    """Fields of the kernel registry's Kernel (numsim/kernels, the contract of issue 14)."""
-
-    name: str
-    level: str
-    proof: str
-    domain: Callable
-    run: Callable
-
-
 def level_ok(level: str) -> bool:
-    """Whether this CPU runs the level's instructions."""
-    return bool(lib.ns_fmachain_level_ok(LEVELS[level]))
+    """Whether this CPU has the level's instructions under the NUMSIM_LEVEL cap (ns_cpu_usable reads it; the
+    registry's level_ok too, for the levels it lists)."""
+    from . import LEVELS as REGISTRY_LEVELS
+    from . import level_ok as registry_level_ok
+
+    if LEVELS[level] > int(lib.ns_level_fmachain(lib.ns_cpu_usable())):
+        return False
+    return registry_level_ok(level) if level in REGISTRY_LEVELS else True
 
 
 def _is_ieee_fp32(f):
@@ -99,12 +95,12 @@ def _operand(codes, fmt):
 
 def _narrow_products(unit):
     """The level-1 condition for one float32 FMA rounded to nearest, then narrowed (fmachain_avx512.c):
-    fused_n == 1, an fp16 / bf16 accumulator of p bits, products of <= p significand bits, and every sum
+    k_step == 1, an fp16 / bf16 accumulator of p bits, products of <= p significand bits, and every sum
     below 2^emin a float32 (2^emin / 2^q <= 2^24, q the finer of the accumulator's and products' quanta)."""
-    from ..mac import _lsb, _sig_bits
+    from ..units.float_mac import _lsb, _sig_bits
 
     acc = unit.acc_fmt
-    if unit.fused_n != 1 or acc.man_bits > 10:
+    if unit.k_step != 1 or acc.man_bits > 10:
         return False
     a, b = unit._c_a_fmt, unit._c_b_fmt
     q = unit.exact_lsb
@@ -118,7 +114,7 @@ def _ctx_of(problem):
 
 def _datapath(unit):
     """(a_fmt, b_fmt) the datapath reads (radix-4 operands on the even grid), or a reason."""
-    from ..mac import FloatMacUnit
+    from ..units.float_mac import FloatMacUnit
 
     if not isinstance(unit, FloatMacUnit):
         return "not a float-accumulating MAC unit"
@@ -142,15 +138,15 @@ def domain_fmachain(unit, problem):
     for f in fmts:
         if not (_is_ieee_fp32(f) or _values32(f) is not None):
             return f"operand format {f}: values that are not float32 values"
-    if unit.fused_n > 1:
+    if unit.k_step > 1:
         # The group's partial sums are multiples of 2^product_lsb; below 2^(product_lsb + 24) and with
         # product_lsb >= -149 every one is a float32, so the mul/FMA chain that forms them is exact.
         a_f, b_f = fmts
         amax = float(np.nanmax(np.abs(np.where(np.isfinite(_values32(a_f)), _values32(a_f), 0))))
         bmax = float(np.nanmax(np.abs(np.where(np.isfinite(_values32(b_f)), _values32(b_f), 0))))
         lsb = unit.product_lsb
-        if lsb < -149 or unit.fused_n * amax * bmax >= 2.0 ** (lsb + 24):
-            return f"{unit.fused_n}-way products whose exact sums do not fit float32"
+        if lsb < -149 or unit.k_step * amax * bmax >= 2.0 ** (lsb + 24):
+            return f"{unit.k_step}-way products whose exact sums do not fit float32"
     return None
 
 
@@ -161,24 +157,29 @@ def domain_fp16_fma(unit, problem):
         return why
     if _ACC[(unit.acc_fmt.exp_bits, unit.acc_fmt.man_bits, unit.acc_fmt.bias)] != 0:
         return "not an fp16 accumulator"
-    if unit.fused_n != 1:
+    if unit.k_step != 1:
         return "fused groups: the avx512 level"
     if not all(_fits_fp16(f) for f in _datapath(unit)):
         return "operand values that are not fp16 values"
     return None
 
 
+def cc32(c):
+    """Initial accumulator codes as the MAC-level kernel takes them (uint32), or None."""
+    return None if c is None else np.ascontiguousarray(np.asarray(c).astype(np.uint32))
+
+
 def run_fmachain(unit, problem, level="avx512"):
-    """GemmResult of unit.gemm_codes(problem.a, problem.b, problem.c, **problem.ctx) at the given level."""
-    from ..mac import Int4Fp4r4Unit, default_threads, odd_phase_departures, odd_phase_trick
+    """GemmResult equal to unit.mac_level_gemm(problem), computed at the given level."""
+    from ..units.base import threads
+    from ..units.float_mac import Int4Fp4r4Unit, odd_phase_result
 
     if isinstance(unit, Int4Fp4r4Unit) and unit.phase == "odd":
-        # the odd phase is the even datapath plus the exponent trick (mac.Int4Fp4r4Unit.gemm_codes)
+        # the odd phase is the even datapath plus the exponent trick, as its MAC-level kernel runs it
         even = run_fmachain(replace(unit, phase="even"), problem, level)
-        codes = odd_phase_trick(even.codes, unit.odd_underflow)
-        return GemmResult(codes=codes, values=decode(codes, unit.acc_fmt), overflow_count=even.overflow_count,
-                          info={"even_codes": even.codes,
-                                "departures": odd_phase_departures(even.codes, unit.odd_underflow)})
+        res = odd_phase_result(unit, even)
+        res.info["fmachain_level"] = even.info["fmachain_level"]
+        return res
     a_fmt, b_fmt = _datapath(unit)
     a_codes, b_codes = np.asarray(problem.a), np.asarray(problem.b)
     M, K = a_codes.shape
@@ -189,10 +190,10 @@ def run_fmachain(unit, problem, level="avx512"):
     c = getattr(problem, "c", None)
     cc = None if c is None else np.ascontiguousarray(np.asarray(c).astype(acc.dtype, copy=False))
     out = np.empty((M, N), dtype=acc.dtype)
-    nthreads = getattr(problem, "nthreads", None) or default_threads()
+    nthreads = threads(getattr(problem, "nthreads", None))
     args = ffi.new("ns_fmachain_args *")
     args.acc = _ACC[(acc.exp_bits, acc.man_bits, acc.bias)]
-    args.fused_n = unit.fused_n
+    args.k_step = unit.k_step
     args.order = _ORDERS[unit.order]
     args.chunk = unit.chunk
     args.M, args.K, args.N = M, K, N
@@ -204,17 +205,18 @@ def run_fmachain(unit, problem, level="avx512"):
     args.narrow_products = int(_narrow_products(unit))
     ran = int(lib.ns_fmachain_gemm(args, LEVELS[level]))
     if ran < 0:                                  # no memory for the packed panels: the MAC-level path
-        return unit.gemm_codes(problem.a, problem.b, c, nthreads=nthreads)
+        return unit.mac_level_gemm(Problem(a=a_codes, b=b_codes, c=cc32(c), nthreads=nthreads))
     codes = out
     vals = decode(codes, acc)
     if unit.acc_overflow != "to_inf":
         bad = ~np.isfinite(vals)
         if bad.any():
             if unit.acc_overflow == "error":     # it raises naming the first overflow, or gives the bits
-                return unit.gemm_codes(problem.a, problem.b, c, nthreads=nthreads)
+                return unit.mac_level_gemm(Problem(a=a_codes, b=b_codes, c=cc32(c), nthreads=nthreads))
             rows, cols = np.unique(np.nonzero(bad)[0]), np.unique(np.nonzero(bad)[1])
-            sub = unit.gemm_codes(a_codes[rows], b_codes[:, cols], None if c is None else np.asarray(c)[np.ix_(rows, cols)],
-                                  nthreads=nthreads)
+            sub_c = None if c is None else cc32(c)[np.ix_(rows, cols)]
+            sub = unit.mac_level_gemm(Problem(a=np.ascontiguousarray(a_codes[rows]),
+                                              b=np.ascontiguousarray(b_codes[:, cols]), c=sub_c, nthreads=nthreads))
             r_idx, c_idx = np.nonzero(bad)
             codes[r_idx, c_idx] = sub.codes[np.searchsorted(rows, r_idx), np.searchsorted(cols, c_idx)]
             vals = decode(codes, acc)
@@ -224,7 +226,7 @@ def run_fmachain(unit, problem, level="avx512"):
 
 _PROOF_FMA = ("IEEE 754 fusedMultiplyAdd: x * y + z with the product exact and one rounding to nearest even "
               "is the unit's add (one product into the accumulator); chunk and pairwise adds are FMAs with y = 1; "
-              "tests/test_kernels_fpfast.py compares codes and overflow_count with unit.gemm_codes")
+              "tests/test_kernels_fpfast.py compares codes and overflow_count with unit.mac_level_gemm")
 _PROOF_RO = ("fp32 accumulators: one FMA per add (IEEE fusedMultiplyAdd); fp16/bf16: the exact add (product exact in "
              "the FMA, fused groups exact in float32 by the domain's bound) rounded to odd at 24 bits (FMA under "
              "embedded round-down and round-up: inexact iff they differ), then to nearest even at p <= 11 bits: "
@@ -233,12 +235,22 @@ _PROOF_PORTABLE = ("TwoSum gives each add rounded to odd at 53 bits; ns_round_pa
                    "rounds it once to p <= 24 bits: 53 >= p + 2 (Boldo & Melquiond 2008); tests/test_kernels_fpfast.py")
 
 KERNELS = (
-    FpKernel("float_mac.fma_fp16.avx512_fp16", "avx512_fp16", _PROOF_FMA, domain_fp16_fma,
-             functools.partial(run_fmachain, level="avx512_fp16")),
-    FpKernel("float_mac.fmachain.avx512", "avx512", _PROOF_RO, domain_fmachain,
-             functools.partial(run_fmachain, level="avx512")),
-    FpKernel("float_mac.fmachain.portable", "portable", _PROOF_PORTABLE, domain_fmachain,
-             functools.partial(run_fmachain, level="portable")),
+    Kernel("float_mac.fma_chain_fp16", "avx512_fp16", _PROOF_FMA, domain_fp16_fma,
+           functools.partial(run_fmachain, level="avx512_fp16")),
+    Kernel("float_mac.fma_chain", "avx512", _PROOF_RO, domain_fmachain, functools.partial(run_fmachain, level="avx512")),
+    Kernel("float_mac.fma_chain_portable", "portable", _PROOF_PORTABLE, domain_fmachain,
+           functools.partial(run_fmachain, level="portable")),
 )
 
-__all__ = ["FpKernel", "KERNELS", "LEVELS", "level_ok", "domain_fmachain", "domain_fp16_fma", "run_fmachain"]
+
+def _register():
+    from . import LEVELS as REGISTRY_LEVELS
+
+    for k in KERNELS:
+        if k.level in REGISTRY_LEVELS:      # avx512_fp16 registers once the registry lists that level
+            register(k)
+
+
+_register()
+
+__all__ = ["KERNELS", "LEVELS", "level_ok", "domain_fmachain", "domain_fp16_fma", "run_fmachain"]
