@@ -3,7 +3,7 @@
     python benchmarks/kernels_fpfast.py [--size 512] [--threads 2] [--repeat 3] [--mac-level]
 
 numpy runs with the same thread count: the BLAS thread variables are set before numpy is imported.
-Every kernel's codes are checked against the MAC-level path once (on a 64^3 problem, or on the
+Every kernel's codes are checked against the MAC-level kernel once (on a 64^3 problem, or on the
 benchmark problem itself with --mac-level).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ def best_time(fn, repeat):
 
 
 def main():
-    from types import SimpleNamespace
+    from numsim.kernels import mac_level_gemm
 
     rng = np.random.default_rng(0)
     print(f"threads {args.threads}; levels on this CPU: "
@@ -77,11 +77,11 @@ def main():
             u = numsim.get_unit(preset, **over)
             a = finite_codes(u.a_fmt, (n, n), rng)
             b = finite_codes(u.b_fmt, (n, n), rng)
-            p = SimpleNamespace(a=a, b=b, c=None, ctx={}, nthreads=args.threads)
-            small = SimpleNamespace(a=a[:64, :64], b=b[:64, :64], c=None, ctx={}, nthreads=args.threads)
-            ref_small = u.gemm_codes(small.a, small.b, nthreads=args.threads).codes
+            p = u.problem(a, b, nthreads=args.threads)
+            small = u.problem(a[:64, :64], b[:64, :64], nthreads=args.threads)
+            ref_small = mac_level_gemm(u, small.a, small.b, nthreads=args.threads).codes
             for k in x_fpfast.KERNELS:
-                if k.level not in args.levels or not x_fpfast.level_ok(k.level) or k.domain(u, p):
+                if k.level not in args.levels or not x_fpfast.level_ok(k.level) or k.domain(u, p) is not None:
                     continue
                 if k.level == "portable" and n > 256:
                     continue
@@ -90,7 +90,7 @@ def main():
                 g = n**3 / t / 1e9
                 print(f"{label:28s} {k.name:34s} {g:8.1f} {g / g_np:7.2f}", flush=True)
             if args.mac_level:
-                t = best_time(lambda: u.gemm_codes(a, b, nthreads=args.threads), 1)
+                t = best_time(lambda: mac_level_gemm(u, a, b, nthreads=args.threads), 1)
                 print(f"{label:28s} {'MAC-level (unit.gemm_codes)':34s} {n**3 / t / 1e9:8.2f} {n**3 / t / 1e9 / g_np:7.3f}")
 
 

@@ -15,8 +15,10 @@
  *  - fp16 / bf16 accumulators: round to odd at 24 bits, then to nearest even at p = 11 / 8 bits.
  *    The FMA under embedded rounding toward -inf (d) and toward +inf (u) brackets the exact value;
  *    d == u iff it is exact (then it is the sum, and u has the sum's IEEE zero sign under nearest:
- *    RU(+0 + -0) = +0); otherwise d and u are adjacent float32s and the one toward zero, with its last
- *    bit set, is the rounding to odd (the smaller of the two codes as unsigned integers, ORed with 1).
+ *    RU(+0 + -0) = +0; d = -0 there has an even code, so u is taken); otherwise d and u are adjacent
+ *    float32s whose codes are consecutive integers (+0 and the smallest subnormal, or the smallest
+ *    negative subnormal and -0, at zero), and the rounding to odd, the one toward zero with its last
+ *    bit set, is the one whose code is odd.
  *    24 >= p + 2, so RN_p(RO_24(x)) = RN_p(x) (Boldo & Melquiond, IEEE TC 2008). Range: both
  *    targets' subnormal quanta (2^-24, 2^-133) are >= 4 float32 quanta, so RO at the float32 grid is
  *    fine enough there too; beyond float32's range RO gives +-FLT_MAX (odd), past both targets'
@@ -48,9 +50,10 @@
 FMC_ALWAYS __m512 fmc_ro_fma(__m512 x, __m512 y, __m512 z) {
     const __m512 d = _mm512_fmadd_round_ps(x, y, z, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     const __m512 u = _mm512_fmadd_round_ps(x, y, z, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
-    const __mmask16 inexact = _mm512_cmp_ps_mask(d, u, _CMP_NEQ_OQ);
-    const __m512i lo = _mm512_min_epu32(_mm512_castps_si512(d), _mm512_castps_si512(u));
-    return _mm512_castsi512_ps(_mm512_mask_or_epi32(_mm512_castps_si512(u), inexact, lo, _mm512_set1_epi32(1)));
+    /* Inexact: d and u are adjacent, their codes consecutive integers, and the odd one is the rounding
+     * to odd. Exact: d == u (take u, whose zero has the sign under nearest). So: d if d's code is odd. */
+    const __mmask16 d_odd = _mm512_test_epi32_mask(_mm512_castps_si512(d), _mm512_set1_epi32(1));
+    return _mm512_mask_blend_ps(d_odd, u, d);
 }
 
 FMC_ALWAYS __m512 fmc_narrow(const int acc, __m512 x) {
