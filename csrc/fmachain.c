@@ -157,6 +157,15 @@ static void fmc_run_task(fmc_task *t) {
 #endif
 }
 
+/* ns_parallel_for's range of B panels to pack. */
+typedef struct fmc_pack { const ns_fmachain_args *p; void *bpack; int32_t level; } fmc_pack;
+static void fmc_pack_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    (void)t;
+    const fmc_pack *k = (const fmc_pack *)ctx;
+    if (k->level == NS_FMC_AVX512_FP16) ns_fmc_pack_b_avx512fp16(k->p, k->bpack, lo, hi);
+    else ns_fmc_pack_b_avx512(k->p, k->bpack, lo, hi);
+}
+
 /* ns_parallel_for's range: tasks lo .. hi. */
 static void fmc_run_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
     (void)t;
@@ -173,7 +182,8 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
     if (p->a_bytes < 1 || p->a_bytes > 4 || p->a_bytes == 3 || p->b_bytes < 1 || p->b_bytes > 4 || p->b_bytes == 3 ||
         (p->a_bytes < 4 && !p->a_lut) || (p->b_bytes < 4 && !p->b_lut))
         return -1;
-    if (level == NS_FMC_AVX512_FP16 && !(p->acc == NS_FMC_FP16 && p->k_step == 1)) level = NS_FMC_AVX512;
+    if (level == NS_FMC_AVX512_FP16 && !(p->acc == NS_FMC_FP16 && p->k_step == 1 && p->a_lut16 && p->b_lut16))
+        level = NS_FMC_AVX512;
     int32_t nthreads = p->nthreads < 1 ? 1 : p->nthreads > NS_MAX_THREADS ? NS_MAX_THREADS : p->nthreads;
     /* Blocks: rows split first (in multiples of 8, the register tile), then columns (multiples of 64). */
     const int64_t row_tiles = (p->M + 7) / 8, col_tiles = (p->N + 63) / 64;
@@ -184,6 +194,18 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
     const int32_t n = (int32_t)(rt * ct);
     fmc_task *tasks = (fmc_task *)calloc((size_t)n, sizeof(fmc_task));
     if (!tasks) return -1;
+    /* B packed once for all threads: panels of 32 float32 (level 1, K padded to whole terms) or of 64
+     * fp16 codes (level 2). */
+    void *bpack = NULL;
+    if (level != NS_FMC_PORTABLE && p->M > 0 && p->N > 0) {
+        const int64_t Kp = (p->K + p->k_step - 1) / p->k_step * p->k_step;
+        const int64_t width = level == NS_FMC_AVX512_FP16 ? 64 : 32, panels = (p->N + width - 1) / width;
+        const size_t bytes = (size_t)(panels * (Kp > 0 ? Kp : 1) * width) * (level == NS_FMC_AVX512_FP16 ? 2 : 4);
+        bpack = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!bpack) { free(tasks); return -1; }
+        fmc_pack pk = {p, bpack, level};
+        ns_parallel_for(panels, nthreads, fmc_pack_range, &pk);
+    }
     for (int64_t r = 0; r < rt; r++)
         for (int64_t c = 0; c < ct; c++) {
             fmc_task *t = &tasks[r * ct + c];
@@ -195,11 +217,13 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
             t->blk.n1 = 64 * (col_tiles * (c + 1) / ct);
             if (t->blk.n1 > p->N) t->blk.n1 = p->N;
             t->level = level;
+            t->blk.bpack = bpack;
         }
     ns_parallel_for(n, n, fmc_run_range, tasks);      /* one task a thread: n <= nthreads */
     int32_t status = level;
     for (int32_t i = 0; i < n; i++) if (tasks[i].status) status = -1;
     free(tasks);
+    free(bpack);
     return status;
 }
 

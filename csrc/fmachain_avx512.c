@@ -219,63 +219,81 @@ static void *fmc_alloc(size_t bytes) {
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
+/* B panels of FMC_NR columns, panel-major: bp[(panel * Kp + k) * FMC_NR + v]; rows past K and columns
+ * past N are +0 (the padded k's products are -0 x +0 with the A padding; padded columns are dropped). */
+void ns_fmc_pack_b_avx512(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1) {
+    const int64_t K = p->K, N = p->N, Kp = (K + p->k_step - 1) / p->k_step * p->k_step;
+    for (int64_t pn = panel0; pn < panel1; pn++) {
+        const int64_t n0 = pn * FMC_NR, nc = N - n0 < FMC_NR ? N - n0 : FMC_NR;
+        float *bp = (float *)bpack + pn * Kp * FMC_NR;
+        for (int64_t k = 0; k < Kp; k++) {
+            float *d = bp + k * FMC_NR;
+            if (k < K) ns_fmc_values(p->b, p->b_bytes, p->b_lut, k * N + n0, nc, d);
+            for (int64_t v = k < K ? nc : 0; v < FMC_NR; v++) d[v] = 0.0f;
+        }
+    }
+}
+
+#define FMC_MC 64       /* rows whose packed A stays in L2 while the block's B panels stream past */
+
 int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
     const ns_fmachain_args *p = blk->p;
     const int acc = p->acc, fn = p->k_step;
     const int64_t K = p->K, N = p->N, T = (K + fn - 1) / fn, Kp = T * fn;
-    const int64_t rows = blk->m1 - blk->m0, row_tiles = (rows + FMC_MR - 1) / FMC_MR;
     int depth = 2;
     while (depth < 64 && ((int64_t)1 << (depth - 2)) < T) depth++;
-    float *ap = (float *)fmc_alloc((size_t)(row_tiles * Kp * FMC_MR) * sizeof(float));
-    float *bp = (float *)fmc_alloc((size_t)(Kp * FMC_NR) * sizeof(float));
+    float *ap = (float *)fmc_alloc((size_t)(FMC_MC * Kp) * sizeof(float));
+    float *row = (float *)fmc_alloc((size_t)(Kp > 0 ? Kp : 1) * sizeof(float));
     __m512 *stack = (__m512 *)fmc_alloc((size_t)(p->order == 2 ? depth * 2 * FMC_MR : 1) * sizeof(__m512));
-    if (!ap || !bp || !stack) { free(ap); free(bp); free(stack); return -1; }
-    /* A tiles, k-major: ap[tile][k][r]. Past K: -0 (a product -0 x +0 = -0 adds nothing to a group,
-     * whatever its sign); rows past the block: +0 (their results are dropped). */
-    for (int64_t tr = 0; tr < row_tiles; tr++)
-        for (int64_t k = 0; k < Kp; k++)
-            for (int r = 0; r < FMC_MR; r++) {
-                const int64_t i = blk->m0 + tr * FMC_MR + r;
-                ap[(tr * Kp + k) * FMC_MR + r] =
-                    k >= K ? -0.0f : i < blk->m1 ? ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * K + k) : 0.0f;
-            }
+    if (!ap || !row || !stack) { free(ap); free(row); free(stack); return -1; }
     const int kind = p->narrow_products && fn == 1 && acc != NS_FMC_FP32 ? acc + 3 : acc;
     const fmc_tile_fn tile = FMC_TILES[kind][fn == 1][p->order];
-    for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMC_NR) {
-        const int64_t nc = blk->n1 - n0 < FMC_NR ? blk->n1 - n0 : FMC_NR;
-        const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
-        const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xFFFF : nc > 16 ? (1u << (nc - 16)) - 1 : 0);
-        for (int64_t k = 0; k < Kp; k++)
-            for (int v = 0; v < FMC_NR; v++)
-                bp[k * FMC_NR + v] = k < K && v < nc ? ns_fmc_val(p->b, p->b_bytes, p->b_lut, k * N + n0 + v) : 0.0f;
-        for (int64_t tr = 0; tr < row_tiles; tr++) {
-            __m512 total[FMC_MR][2];
+    for (int64_t mb = blk->m0; mb < blk->m1; mb += FMC_MC) {
+        const int64_t mb1 = mb + FMC_MC < blk->m1 ? mb + FMC_MC : blk->m1;
+        const int64_t row_tiles = (mb1 - mb + FMC_MR - 1) / FMC_MR;
+        /* A tiles, k-major: ap[tile][k][r]. Past K: -0 (a product -0 x +0 = -0 adds nothing to a group,
+         * whatever its sign); rows past the block: +0 (their results are dropped). */
+        for (int64_t tr = 0; tr < row_tiles; tr++)
             for (int r = 0; r < FMC_MR; r++) {
-                const int64_t i = blk->m0 + tr * FMC_MR + r;
-                for (int v = 0; v < 2; v++) {
-                    const __mmask16 m = v ? m1 : m0;
-                    __m512i codes = _mm512_setzero_si512();
-                    const int64_t idx = i * N + n0 + 16 * v;
-                    if (p->c && i < blk->m1)
-                        codes = acc == NS_FMC_FP32 ? _mm512_maskz_loadu_epi32(m, (const uint32_t *)p->c + idx)
-                                                   : _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p->c + idx));
-                    total[r][v] = fmc_from_codes(acc, codes);
-                }
+                const int64_t i = mb + tr * FMC_MR + r;
+                if (i < mb1) ns_fmc_values(p->a, p->a_bytes, p->a_lut, i * K, K, row);
+                for (int64_t k = 0; k < Kp; k++)
+                    ap[(tr * Kp + k) * FMC_MR + r] = k >= K ? -0.0f : i < mb1 ? row[k] : 0.0f;
             }
-            tile(p, ap + tr * Kp * FMC_MR, bp, T, total, stack);
-            for (int r = 0; r < FMC_MR; r++) {
-                const int64_t i = blk->m0 + tr * FMC_MR + r;
-                if (i >= blk->m1) break;
-                for (int v = 0; v < 2; v++) {
-                    const __m512i codes = fmc_to_codes(acc, total[r][v]);
-                    const int64_t idx = i * N + n0 + 16 * v;
-                    if (acc == NS_FMC_FP32) _mm512_mask_storeu_epi32((uint32_t *)p->out + idx, v ? m1 : m0, codes);
-                    else _mm256_mask_storeu_epi16((uint16_t *)p->out + idx, v ? m1 : m0, _mm512_cvtepi32_epi16(codes));
+        for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMC_NR) {
+            const int64_t nc = blk->n1 - n0 < FMC_NR ? blk->n1 - n0 : FMC_NR;
+            const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
+            const __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xFFFF : nc > 16 ? (1u << (nc - 16)) - 1 : 0);
+            const float *bp = (const float *)blk->bpack + (n0 / FMC_NR) * Kp * FMC_NR;
+            for (int64_t tr = 0; tr < row_tiles; tr++) {
+                __m512 total[FMC_MR][2];
+                for (int r = 0; r < FMC_MR; r++) {
+                    const int64_t i = mb + tr * FMC_MR + r;
+                    for (int v = 0; v < 2; v++) {
+                        const __mmask16 m = v ? m1 : m0;
+                        __m512i codes = _mm512_setzero_si512();
+                        const int64_t idx = i * N + n0 + 16 * v;
+                        if (p->c && i < mb1)
+                            codes = acc == NS_FMC_FP32 ? _mm512_maskz_loadu_epi32(m, (const uint32_t *)p->c + idx)
+                                                       : _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p->c + idx));
+                        total[r][v] = fmc_from_codes(acc, codes);
+                    }
+                }
+                tile(p, ap + tr * Kp * FMC_MR, bp, T, total, stack);
+                for (int r = 0; r < FMC_MR; r++) {
+                    const int64_t i = mb + tr * FMC_MR + r;
+                    if (i >= mb1) break;
+                    for (int v = 0; v < 2; v++) {
+                        const __m512i codes = fmc_to_codes(acc, total[r][v]);
+                        const int64_t idx = i * N + n0 + 16 * v;
+                        if (acc == NS_FMC_FP32) _mm512_mask_storeu_epi32((uint32_t *)p->out + idx, v ? m1 : m0, codes);
+                        else _mm256_mask_storeu_epi16((uint16_t *)p->out + idx, v ? m1 : m0, _mm512_cvtepi32_epi16(codes));
+                    }
                 }
             }
         }
     }
-    free(ap); free(bp); free(stack);
+    free(ap); free(row); free(stack);
     return 0;
 }
 #endif

@@ -116,54 +116,71 @@ static inline __mmask32 fmh_mask32(int64_t nc, int part) {
     return (__mmask32)(k >= 32 ? 0xFFFFFFFFu : k > 0 ? (1u << k) - 1 : 0u);
 }
 
+/* B panels of FMH_NR columns of fp16 codes, panel-major: bp[(panel * K + k) * FMH_NR + v]; columns past N
+ * are +0 (dropped). */
+void ns_fmc_pack_b_avx512fp16(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1) {
+    const int64_t K = p->K, N = p->N;
+    for (int64_t pn = panel0; pn < panel1; pn++) {
+        const int64_t n0 = pn * FMH_NR, nc = N - n0 < FMH_NR ? N - n0 : FMH_NR;
+        uint16_t *bp = (uint16_t *)bpack + pn * K * FMH_NR;
+        for (int64_t k = 0; k < K; k++) {
+            uint16_t *d = bp + k * FMH_NR;
+            ns_fmc_codes16(p->b, p->b_bytes, p->b_lut16, k * N + n0, nc, d);
+            for (int64_t v = nc; v < FMH_NR; v++) d[v] = 0;
+        }
+    }
+}
+
+#define FMH_MC 64       /* rows whose packed A stays in L2 while the block's B panels stream past */
+
 int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
     const ns_fmachain_args *p = blk->p;
-    if (p->acc != NS_FMC_FP16 || p->k_step != 1) return -1;
+    if (p->acc != NS_FMC_FP16 || p->k_step != 1 || !p->a_lut16 || !p->b_lut16 || p->a_bytes > 2 || p->b_bytes > 2)
+        return -1;
     const int64_t K = p->K, N = p->N, T = K;
-    const int64_t rows = blk->m1 - blk->m0, row_tiles = (rows + FMH_MR - 1) / FMH_MR;
     int depth = 2;
     while (depth < 64 && ((int64_t)1 << (depth - 2)) < T) depth++;
-    uint32_t *ap = (uint32_t *)fmh_alloc((size_t)(row_tiles * K * FMH_MR) * sizeof(uint32_t));
-    _Float16 *bp = (_Float16 *)fmh_alloc((size_t)(K * FMH_NR) * sizeof(_Float16));
+    uint32_t *ap = (uint32_t *)fmh_alloc((size_t)(FMH_MC * K) * sizeof(uint32_t));
+    uint16_t *row = (uint16_t *)fmh_alloc((size_t)(K > 0 ? K : 1) * sizeof(uint16_t));
     __m512h *stack = (__m512h *)fmh_alloc((size_t)(p->order == 2 ? depth * 2 * FMH_MR : 1) * sizeof(__m512h));
-    if (!ap || !bp || !stack) { free(ap); free(bp); free(stack); return -1; }
-    /* A tiles, k-major: ap[tile][k][r]; rows past the block are +0 (their results are dropped). */
-    for (int64_t tr = 0; tr < row_tiles; tr++)
-        for (int64_t k = 0; k < K; k++)
-            for (int r = 0; r < FMH_MR; r++) {
-                const int64_t i = blk->m0 + tr * FMH_MR + r;
-                const _Float16 h = (_Float16)(i < blk->m1 ? ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * K + k) : 0.0f);
-                uint16_t code;                                      /* exact: fp16 values */
-                memcpy(&code, &h, 2);
-                ap[(tr * K + k) * FMH_MR + r] = (uint32_t)code * 0x10001u;
-            }
+    if (!ap || !row || !stack) { free(ap); free(row); free(stack); return -1; }
     const fmh_tile_fn tile = FMH_TILES[p->order];
-    for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMH_NR) {
-        const int64_t nc = blk->n1 - n0 < FMH_NR ? blk->n1 - n0 : FMH_NR;
-        for (int64_t k = 0; k < K; k++)
-            for (int v = 0; v < FMH_NR; v++)                           /* exact: fp16 values */
-                bp[k * FMH_NR + v] = (_Float16)(v < nc ? ns_fmc_val(p->b, p->b_bytes, p->b_lut, k * N + n0 + v) : 0.0f);
-        for (int64_t tr = 0; tr < row_tiles; tr++) {
-            __m512h total[FMH_MR][2];
+    for (int64_t mb = blk->m0; mb < blk->m1; mb += FMH_MC) {
+        const int64_t mb1 = mb + FMH_MC < blk->m1 ? mb + FMH_MC : blk->m1;
+        const int64_t row_tiles = (mb1 - mb + FMH_MR - 1) / FMH_MR;
+        /* A tiles, k-major: ap[tile][k][r], each fp16 code doubled; rows past the block are +0 (dropped). */
+        for (int64_t tr = 0; tr < row_tiles; tr++)
             for (int r = 0; r < FMH_MR; r++) {
-                const int64_t i = blk->m0 + tr * FMH_MR + r;
-                for (int v = 0; v < 2; v++) {
-                    __m512i codes = _mm512_setzero_si512();
-                    if (p->c && i < blk->m1) codes = _mm512_maskz_loadu_epi16(fmh_mask32(nc, v), (const uint16_t *)p->c + i * N + n0 + 32 * v);
-                    total[r][v] = _mm512_castsi512_ph(codes);
-                }
+                const int64_t i = mb + tr * FMH_MR + r;
+                if (i < mb1) ns_fmc_codes16(p->a, p->a_bytes, p->a_lut16, i * K, K, row);
+                for (int64_t k = 0; k < K; k++) ap[(tr * K + k) * FMH_MR + r] = i < mb1 ? (uint32_t)row[k] * 0x10001u : 0u;
             }
-            tile(p, ap + tr * K * FMH_MR, bp, T, total, stack);
-            for (int r = 0; r < FMH_MR; r++) {
-                const int64_t i = blk->m0 + tr * FMH_MR + r;
-                if (i >= blk->m1) break;
-                for (int v = 0; v < 2; v++)
-                    _mm512_mask_storeu_epi16((uint16_t *)p->out + i * N + n0 + 32 * v, fmh_mask32(nc, v),
-                                             _mm512_castph_si512(total[r][v]));
+        for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMH_NR) {
+            const int64_t nc = blk->n1 - n0 < FMH_NR ? blk->n1 - n0 : FMH_NR;
+            const _Float16 *bp = (const _Float16 *)blk->bpack + (n0 / FMH_NR) * K * FMH_NR;
+            for (int64_t tr = 0; tr < row_tiles; tr++) {
+                __m512h total[FMH_MR][2];
+                for (int r = 0; r < FMH_MR; r++) {
+                    const int64_t i = mb + tr * FMH_MR + r;
+                    for (int v = 0; v < 2; v++) {
+                        __m512i codes = _mm512_setzero_si512();
+                        if (p->c && i < mb1)
+                            codes = _mm512_maskz_loadu_epi16(fmh_mask32(nc, v), (const uint16_t *)p->c + i * N + n0 + 32 * v);
+                        total[r][v] = _mm512_castsi512_ph(codes);
+                    }
+                }
+                tile(p, ap + tr * K * FMH_MR, bp, T, total, stack);
+                for (int r = 0; r < FMH_MR; r++) {
+                    const int64_t i = mb + tr * FMH_MR + r;
+                    if (i >= mb1) break;
+                    for (int v = 0; v < 2; v++)
+                        _mm512_mask_storeu_epi16((uint16_t *)p->out + i * N + n0 + 32 * v, fmh_mask32(nc, v),
+                                                 _mm512_castph_si512(total[r][v]));
+                }
             }
         }
     }
-    free(ap); free(bp); free(stack);
+    free(ap); free(row); free(stack);
     return 0;
 }
 #endif

@@ -42,6 +42,8 @@ typedef struct ns_fmachain_args {
     int32_t a_bytes, b_bytes;
     const float *a_lut;     /* value of every a code (a_bytes 1 or 2); NULL with a_bytes 4 */
     const float *b_lut;
+    const uint16_t *a_lut16;/* level 2: the fp16 code of every a code's value (all fp16 values), else NULL */
+    const uint16_t *b_lut16;
     const void *c;          /* (M, N) initial accumulator codes (uint16 for fp16 / bf16, uint32 for fp32), or NULL (+0) */
     void *out;              /* (M, N) accumulator codes, the same widths */
     int32_t narrow_products;/* fp16 / bf16 with k_step == 1: every product has <= p significand bits and
@@ -61,11 +63,24 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *args, int32_t level);
 
 /* ---- internal: what each level implements (not part of the ABI) ---- */
 #ifndef NS_FMC_NO_INTERNAL
+#include <string.h>
 /* Operand value i of a (or b): a table lookup of its code, or the float32 itself. */
 static inline float ns_fmc_val(const void *x, int32_t bytes, const float *lut, int64_t i) {
     if (bytes == 1) return lut[((const uint8_t *)x)[i]];
     if (bytes == 2) return lut[((const uint16_t *)x)[i]];
     return ((const float *)x)[i];
+}
+/* dst[j] = value of operand element off + j, j < n (one loop per code width). */
+static inline void ns_fmc_values(const void *x, int32_t bytes, const float *lut, int64_t off, int64_t n, float *dst) {
+    if (bytes == 1) { const uint8_t *c = (const uint8_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut[c[j]]; }
+    else if (bytes == 2) { const uint16_t *c = (const uint16_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut[c[j]]; }
+    else memcpy(dst, (const float *)x + off, (size_t)n * sizeof(float));
+}
+/* dst[j] = fp16 code of operand element off + j's value, j < n (bytes 1 or 2). */
+static inline void ns_fmc_codes16(const void *x, int32_t bytes, const uint16_t *lut16, int64_t off, int64_t n,
+                                  uint16_t *dst) {
+    if (bytes == 1) { const uint8_t *c = (const uint8_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut16[c[j]]; }
+    else { const uint16_t *c = (const uint16_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut16[c[j]]; }
 }
 /* Accumulator code i of c (or out). */
 static inline uint32_t ns_fmc_code(const void *x, int32_t acc, int64_t i) {
@@ -78,12 +93,16 @@ static inline void ns_fmc_put(void *x, int32_t acc, int64_t i, uint32_t code) {
 typedef struct ns_fmc_block {
     const ns_fmachain_args *p;
     int64_t m0, m1;         /* rows */
-    int64_t n0, n1;         /* columns */
+    int64_t n0, n1;         /* columns (multiples of 64 but the last) */
+    const void *bpack;      /* the level's packed B panels (levels 1 and 2) */
 } ns_fmc_block;
 /* Each computes out[m0:m1, n0:n1] before the NaN re-coding; returns 0, or -1 on no memory. */
 int32_t ns_fmc_block_portable(const ns_fmc_block *blk);
 int32_t ns_fmc_block_avx512(const ns_fmc_block *blk);
 int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk);
+/* Pack B panels panel0 .. panel1 (of 32 columns at level 1, 64 at level 2) into bpack. */
+void ns_fmc_pack_b_avx512(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1);
+void ns_fmc_pack_b_avx512fp16(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1);
 #endif
 
 #ifdef __cplusplus

@@ -73,14 +73,24 @@ def _values32(fmt):
 
 
 @functools.lru_cache(maxsize=64)
-def _fits_fp16(fmt):
-    """Every finite value of fmt is an fp16 value (the AVX512-FP16 kernel packs operands as fp16)."""
+def _fp16_codes(fmt):
+    """The fp16 code of every code's value (a read-only uint16 table) when every finite value of fmt is an
+    fp16 value (the AVX512-FP16 kernel packs operands as fp16), else None."""
     if _is_ieee_fp32(fmt) or fmt.bits > 16:
-        return False
+        return None
     v = _decode_table(fmt)
     fin = np.isfinite(v)
-    with np.errstate(over="ignore"):
-        return bool(np.array_equal(v[fin].astype(np.float16).astype(np.float64), v[fin]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        h = v.astype(np.float16)
+    if not np.array_equal(h[fin].astype(np.float64), v[fin]):
+        return None
+    t = np.ascontiguousarray(h.view(np.uint16))
+    t.flags.writeable = False
+    return t
+
+
+def _fits_fp16(fmt):
+    return _fp16_codes(fmt) is not None
 
 
 def _operand(codes, fmt):
@@ -199,6 +209,9 @@ def run_fmachain(unit, problem, level="avx512"):
     args.M, args.K, args.N = M, K, N
     args.a, args.a_bytes, args.a_lut = cptr("void *", a), a_bytes, cptr("float *", a_lut) if a_lut is not None else ffi.NULL
     args.b, args.b_bytes, args.b_lut = cptr("void *", b), b_bytes, cptr("float *", b_lut) if b_lut is not None else ffi.NULL
+    h16 = (_fp16_codes(a_fmt), _fp16_codes(b_fmt)) if level == "avx512_fp16" else (None, None)
+    args.a_lut16 = cptr("uint16_t *", h16[0]) if h16[0] is not None else ffi.NULL
+    args.b_lut16 = cptr("uint16_t *", h16[1]) if h16[1] is not None else ffi.NULL
     args.c = cptr("void *", cc) if cc is not None else ffi.NULL
     args.out = cptr("void *", out)
     args.nthreads = int(nthreads)
