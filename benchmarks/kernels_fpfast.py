@@ -89,6 +89,10 @@ def main():
                 t = best_time(lambda: k.run(u, p), args.repeat)
                 g = n**3 / t / 1e9
                 print(f"{label:28s} {k.name:34s} {g:8.1f} {g / g_np:7.2f}", flush=True)
+            t = best_time(lambda: u.gemm_codes(a, b, nthreads=args.threads), 1)
+            chosen = u.gemm_codes(small.a, small.b, nthreads=args.threads).info.get("kernel", "?")
+            print(f"{label:28s} {'(registry today: ' + chosen + ')':34s} {n**3 / t / 1e9:8.1f} {n**3 / t / 1e9 / g_np:7.2f}",
+                  flush=True)
             if args.mac_level:
                 t = best_time(lambda: mac_level_gemm(u, a, b, nthreads=args.threads), 1)
                 print(f"{label:28s} {'MAC-level (unit.gemm_codes)':34s} {n**3 / t / 1e9:8.2f} {n**3 / t / 1e9 / g_np:7.3f}")

@@ -7,7 +7,8 @@
  * precondition). TwoSum gives RN53(x + y) and its exact error; from them the sum rounded to odd at
  * 53 bits (Boldo & Melquiond, IEEE TC 2008: rounding to odd at p' >= p + 2 bits, then to nearest at
  * p bits, is the correctly rounded result; here p <= 24 for fp16, bf16 and fp32). The one rounding
- * into the accumulator format is ns_round_pack, the routine every MAC-level add uses. Exact zero sums
+ * onto the accumulator's grid is ns_fast_round_grid (fastgemm.c: (z + C) - C rounds a double to a
+ * multiple of its quantum, nearest even, in one double addition; overflow to inf past max finite). Exact zero sums
  * take IEEE 754's sign from the double addition (-0 only for -0 + -0 under nearest), as units.c
  * gives them; non-finite operands follow IEEE double arithmetic (inf - inf and 0 x inf are NaN) and
  * the NaN outputs are re-coded afterwards as the units code them. */
@@ -31,74 +32,107 @@ static const ns_encode_opts FMC_RNE = {NS_ROUND_NEAREST_EVEN, NS_OVF_TO_INF, NS_
 
 /* ---- portable level ----------------------------------------------------------------------- */
 
-/* x + y rounded to odd at 53 bits (finite x, y; no double overflow: |x|, |y| < 2^130 here). */
+/* x + y rounded to odd at 53 bits (|x|, |y| < 2^130 here: no double overflow). TwoSum (Knuth) gives
+ * s = RN(x + y) and the exact error e; e == 0: s is the sum (with IEEE's zero sign); else the sum
+ * truncated toward zero is s when e has s's sign and s's neighbour toward zero otherwise, and its last
+ * bit set is the rounding to odd. Branch-free, so the row loops vectorise; a non-finite s (an inf
+ * operand, inf - inf) passes as IEEE gives it. */
 static inline double fmc_sum_to_odd(double x, double y) {
-    if (!isfinite(x) || !isfinite(y)) return x + y;   /* IEEE: inf, or NaN for inf - inf */
     const double s = x + y;
     const double yv = s - x, xv = s - yv;
     const double e = (x - xv) + (y - yv);
-    if (e == 0.0) return s;
-    uint64_t bits = ns_f64_bits(s);
-    if ((e < 0) != (s < 0)) bits -= 1;                 /* the neighbour toward zero (s != 0 here) */
-    return ns_f64_from_bits(bits | 1);
+    const uint64_t sb = ns_f64_bits(s), eb = ns_f64_bits(e);
+    const uint64_t inexact = (eb << 1) != 0 && (sb & 0x7FF0000000000000u) != 0x7FF0000000000000u;
+    const uint64_t toward_zero = inexact & ((eb ^ sb) >> 63);   /* e and s of opposite signs */
+    return ns_f64_from_bits((sb - toward_zero) | inexact);
 }
 
-/* One rounding into the accumulator format; the result's value. */
-static inline double fmc_round(int acc, double x) {
-    int32_t st;
-    return ns_unpack(ns_round_pack(x, &FMC_FMT[acc], &FMC_RNE, 0, &st), &FMC_FMT[acc]);
+/* The accumulators' grids for ns_fast_round_grid (fastgemm.c's rounding of a double onto a float
+ * format's grid, to nearest even, with overflow to inf): mantissa bits, smallest normal exponent,
+ * largest finite value. */
+static const struct { int32_t man, emin; double maxf; } FMC_GRID[3] = {
+    {10, -14, 65504.0}, {7, -126, 0x1.fep127}, {23, -126, 0x1.fffffep127}};
+
+/* dst[j] = RN_acc(src[j]) for src[j] the rounding to odd at 53 bits of an exact sum (or an exact double):
+ * non-finite values pass as they are. */
+static void fmc_round_row(int acc, const double *src, double *dst, int64_t n) {
+    ns_fast_round_grid(src, (size_t)n, FMC_GRID[acc].man, FMC_GRID[acc].emin, FMC_GRID[acc].maxf, dst);
+    for (int64_t j = 0; j < n; j++) if (!isfinite(src[j])) dst[j] = src[j];
 }
 
-/* Term t of output (i, j): the exact sum of its products (IEEE double: exact by the precondition). */
-static inline double fmc_term(const ns_fmachain_args *p, int64_t i, int64_t j, int64_t t) {
+/* x[j] = RN_acc(x[j] + y[j]), one rounding each (tmp: scratch of n). */
+static void fmc_add_row(int acc, double *x, const double *y, double *tmp, int64_t n) {
+    for (int64_t j = 0; j < n; j++) tmp[j] = fmc_sum_to_odd(x[j], y[j]);
+    fmc_round_row(acc, tmp, x, n);
+}
+
+/* term[j] = the exact sum of term t's products for columns n0 + j (IEEE double: exact by the
+ * precondition); arow: row i's values; brow: scratch. */
+static void fmc_terms(const ns_fmachain_args *p, const float *arow, int64_t t, int64_t n0, int64_t n, float *brow,
+                      double *term) {
     const int64_t k0 = t * p->k_step, k1 = k0 + p->k_step < p->K ? k0 + p->k_step : p->K;
-    double s = (double)ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * p->K + k0) *
-               (double)ns_fmc_val(p->b, p->b_bytes, p->b_lut, k0 * p->N + j);
-    for (int64_t k = k0 + 1; k < k1; k++)
-        s += (double)ns_fmc_val(p->a, p->a_bytes, p->a_lut, i * p->K + k) *
-             (double)ns_fmc_val(p->b, p->b_bytes, p->b_lut, k * p->N + j);
-    return s;
+    for (int64_t k = k0; k < k1; k++) {
+        ns_fmc_values(p->b, p->b_bytes, p->b_lut, k * p->N + n0, n, brow);
+        const double a = arow[k];
+        if (k == k0) for (int64_t j = 0; j < n; j++) term[j] = a * (double)brow[j];
+        else for (int64_t j = 0; j < n; j++) term[j] += a * (double)brow[j];
+    }
 }
 
 int32_t ns_fmc_block_portable(const ns_fmc_block *blk) {
     const ns_fmachain_args *p = blk->p;
     const int acc = p->acc;
-    const int64_t T = (p->K + p->k_step - 1) / p->k_step;
-    double *stack = NULL;
-    if (p->order == 2) {
-        stack = (double *)malloc(66 * sizeof(double));  /* one partial sum per level: T < 2^63 */
-        if (!stack) return -1;
-    }
-    for (int64_t i = blk->m0; i < blk->m1; i++)
-        for (int64_t j = blk->n0; j < blk->n1; j++) {
-            double total = p->c ? ns_unpack(ns_fmc_code(p->c, acc, i * p->N + j), &FMC_FMT[acc]) : 0.0;
-            if (p->order == 0) {
-                for (int64_t t = 0; t < T; t++) total = fmc_round(acc, fmc_sum_to_odd(total, fmc_term(p, i, j, t)));
-            } else if (p->order == 1) {
-                for (int64_t t0 = 0; t0 < T; t0 += p->chunk) {
-                    const int64_t t1 = t0 + p->chunk < T ? t0 + p->chunk : T;
-                    double part = fmc_round(acc, fmc_term(p, i, j, t0));
-                    for (int64_t t = t0 + 1; t < t1; t++) part = fmc_round(acc, fmc_sum_to_odd(part, fmc_term(p, i, j, t)));
-                    total = fmc_round(acc, fmc_sum_to_odd(total, part));
-                }
-            } else if (T > 0) {
-                /* The level-by-level tree of units.c as a binary counter: after leaf t, merge while the
-                 * count of leaves has trailing zeros; at the end merge the stack from the right. Both
-                 * build the same tree: node [i 2^L, min((i + 1) 2^L, T)) at level L. */
-                int top = 0;
-                for (int64_t t = 0; t < T; t++) {
-                    double v = fmc_round(acc, fmc_term(p, i, j, t));
-                    for (int64_t n = t + 1; (n & 1) == 0; n >>= 1) v = fmc_round(acc, fmc_sum_to_odd(stack[--top], v));
-                    stack[top++] = v;
-                }
-                double v = stack[--top];
-                while (top > 0) v = fmc_round(acc, fmc_sum_to_odd(stack[--top], v));
-                total = fmc_round(acc, fmc_sum_to_odd(total, v));
+    const int64_t T = (p->K + p->k_step - 1) / p->k_step, n0 = blk->n0, n = blk->n1 - blk->n0;
+    int depth = 2;
+    while (depth < 64 && ((int64_t)1 << (depth - 2)) < T) depth++;
+    /* one row of outputs at a time: each output's adds in the unit's order, the columns side by side */
+    float *arow = (float *)malloc((size_t)(p->K > 0 ? p->K : 1) * sizeof(float));
+    float *brow = (float *)malloc((size_t)n * sizeof(float));
+    double *work = (double *)malloc((size_t)(n * (4 + (p->order == 2 ? depth : 0))) * sizeof(double));
+    if (!arow || !brow || !work) { free(arow); free(brow); free(work); return -1; }
+    double *total = work, *part = work + n, *term = work + 2 * n, *tmp = work + 3 * n, *stack = work + 4 * n;
+    for (int64_t i = blk->m0; i < blk->m1; i++) {
+        ns_fmc_values(p->a, p->a_bytes, p->a_lut, i * p->K, p->K, arow);
+        for (int64_t j = 0; j < n; j++)
+            total[j] = p->c ? ns_unpack(ns_fmc_code(p->c, acc, i * p->N + n0 + j), &FMC_FMT[acc]) : 0.0;
+        if (p->order == 0) {
+            for (int64_t t = 0; t < T; t++) {
+                fmc_terms(p, arow, t, n0, n, brow, term);
+                fmc_add_row(acc, total, term, tmp, n);
             }
-            int32_t st;
-            ns_fmc_put(p->out, acc, i * p->N + j, ns_round_pack(total, &FMC_FMT[acc], &FMC_RNE, 0, &st));
+        } else if (p->order == 1) {
+            for (int64_t t0 = 0; t0 < T; t0 += p->chunk) {
+                const int64_t t1 = t0 + p->chunk < T ? t0 + p->chunk : T;
+                fmc_terms(p, arow, t0, n0, n, brow, term);
+                fmc_round_row(acc, term, part, n);
+                for (int64_t t = t0 + 1; t < t1; t++) {
+                    fmc_terms(p, arow, t, n0, n, brow, term);
+                    fmc_add_row(acc, part, term, tmp, n);
+                }
+                fmc_add_row(acc, total, part, tmp, n);
+            }
+        } else if (T > 0) {
+            /* The level-by-level tree of units.c as a binary counter: after leaf t, merge while the
+             * count of leaves has trailing zeros; at the end merge the stack from the right. Both
+             * build the same tree: node [i 2^L, min((i + 1) 2^L, T)) at level L. (x + y = y + x, NaN
+             * codes are re-coded afterwards.) */
+            int top = 0;
+            for (int64_t t = 0; t < T; t++) {
+                fmc_terms(p, arow, t, n0, n, brow, term);
+                fmc_round_row(acc, term, stack + top * n, n);
+                top++;
+                for (int64_t c = t + 1; (c & 1) == 0; c >>= 1, top--)
+                    fmc_add_row(acc, stack + (top - 2) * n, stack + (top - 1) * n, tmp, n);
+            }
+            for (; top > 1; top--) fmc_add_row(acc, stack + (top - 2) * n, stack + (top - 1) * n, tmp, n);
+            fmc_add_row(acc, total, stack, tmp, n);
         }
-    free(stack);
+        for (int64_t j = 0; j < n; j++) {
+            int32_t st;
+            ns_fmc_put(p->out, acc, i * p->N + n0 + j, ns_round_pack(total[j], &FMC_FMT[acc], &FMC_RNE, 0, &st));
+        }
+    }
+    free(arow); free(brow); free(work);
     return 0;
 }
 
