@@ -130,6 +130,7 @@ int32_t ns_fmc_block_portable(const ns_fmc_block *blk) {
         for (int64_t j = 0; j < n; j++) {
             int32_t st;
             ns_fmc_put(p->out, acc, i * p->N + n0 + j, ns_round_pack(total[j], &FMC_FMT[acc], &FMC_RNE, 0, &st));
+            if (p->values) p->values[i * p->N + n0 + j] = total[j];   /* on the grid: the code's value */
         }
     }
     free(arow); free(brow); free(work);
@@ -183,7 +184,9 @@ static void fmc_run_task(fmc_task *t) {
                 const int64_t idx = i * p->N + j;
                 if (!fmc_is_nan(p->acc, ns_fmc_code(p->out, p->acc, idx))) continue;
                 const uint32_t c = p->c ? ns_fmc_code(p->c, p->acc, idx) : 0;
-                ns_fmc_put(p->out, p->acc, idx, fmc_is_nan(p->acc, c) ? (c | fmc_quiet_bit(p->acc)) : fmc_default_nan(p->acc));
+                const uint32_t code = fmc_is_nan(p->acc, c) ? (c | fmc_quiet_bit(p->acc)) : fmc_default_nan(p->acc);
+                ns_fmc_put(p->out, p->acc, idx, code);
+                if (p->values) p->values[idx] = ns_unpack(code, &FMC_FMT[p->acc]);
             }
     }
 #ifdef NS_X86

@@ -286,8 +286,14 @@ int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
                     for (int v = 0; v < 2; v++) {
                         const __m512i codes = fmc_to_codes(acc, total[r][v]);
                         const int64_t idx = i * N + n0 + 16 * v;
-                        if (acc == NS_FMC_FP32) _mm512_mask_storeu_epi32((uint32_t *)p->out + idx, v ? m1 : m0, codes);
-                        else _mm256_mask_storeu_epi16((uint16_t *)p->out + idx, v ? m1 : m0, _mm512_cvtepi32_epi16(codes));
+                        const __mmask16 m = v ? m1 : m0;
+                        if (acc == NS_FMC_FP32) _mm512_mask_storeu_epi32((uint32_t *)p->out + idx, m, codes);
+                        else _mm256_mask_storeu_epi16((uint16_t *)p->out + idx, m, _mm512_cvtepi32_epi16(codes));
+                        if (p->values) {   /* exact widening: every fp16 / bf16 / fp32 value is a double */
+                            _mm512_mask_storeu_pd(p->values + idx, (__mmask8)m, _mm512_cvtps_pd(_mm512_castps512_ps256(total[r][v])));
+                            _mm512_mask_storeu_pd(p->values + idx + 8, (__mmask8)(m >> 8),
+                                                  _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(total[r][v]), 1))));
+                        }
                     }
                 }
             }

@@ -173,9 +173,21 @@ int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
                 for (int r = 0; r < FMH_MR; r++) {
                     const int64_t i = mb + tr * FMH_MR + r;
                     if (i >= mb1) break;
-                    for (int v = 0; v < 2; v++)
-                        _mm512_mask_storeu_epi16((uint16_t *)p->out + i * N + n0 + 32 * v, fmh_mask32(nc, v),
-                                                 _mm512_castph_si512(total[r][v]));
+                    for (int v = 0; v < 2; v++) {
+                        const int64_t idx = i * N + n0 + 32 * v;
+                        const __mmask32 m = fmh_mask32(nc, v);
+                        const __m512i h = _mm512_castph_si512(total[r][v]);
+                        _mm512_mask_storeu_epi16((uint16_t *)p->out + idx, m, h);
+                        if (p->values)     /* exact widening: fp16 -> float32 -> float64 */
+                            for (int half = 0; half < 2; half++) {
+                                const __m512 f = _mm512_cvtph_ps(half ? _mm512_extracti64x4_epi64(h, 1) : _mm512_castsi512_si256(h));
+                                const __m256 lo = _mm512_castps512_ps256(f);
+                                const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1));
+                                _mm512_mask_storeu_pd(p->values + idx + 16 * half, (__mmask8)(m >> (16 * half)), _mm512_cvtps_pd(lo));
+                                _mm512_mask_storeu_pd(p->values + idx + 16 * half + 8, (__mmask8)(m >> (16 * half + 8)),
+                                                      _mm512_cvtps_pd(hi));
+                            }
+                    }
                 }
             }
         }

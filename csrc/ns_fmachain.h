@@ -46,6 +46,7 @@ typedef struct ns_fmachain_args {
     const uint16_t *b_lut16;
     const void *c;          /* (M, N) initial accumulator codes (uint16 for fp16 / bf16, uint32 for fp32), or NULL (+0) */
     void *out;              /* (M, N) accumulator codes, the same widths */
+    double *values;         /* (M, N) the outputs' values (exact float64 widening of the codes), or NULL */
     int32_t narrow_products;/* fp16 / bf16 with k_step == 1: every product has <= p significand bits and
                              * 2^emin_acc / 2^min(acc quantum, product quantum) <= 2^24, so that one float32
                              * FMA rounded to nearest and then narrowed is the correct add (level 1; see there) */

@@ -200,6 +200,7 @@ def run_fmachain(unit, problem, level="avx512"):
     c = getattr(problem, "c", None)
     cc = None if c is None else np.ascontiguousarray(np.asarray(c).astype(acc.dtype, copy=False))
     out = np.empty((M, N), dtype=acc.dtype)
+    vals = np.empty((M, N), dtype=np.float64)
     nthreads = threads(getattr(problem, "nthreads", None))
     args = ffi.new("ns_fmachain_args *")
     args.acc = _ACC[(acc.exp_bits, acc.man_bits, acc.bias)]
@@ -214,13 +215,13 @@ def run_fmachain(unit, problem, level="avx512"):
     args.b_lut16 = cptr("uint16_t *", h16[1]) if h16[1] is not None else ffi.NULL
     args.c = cptr("void *", cc) if cc is not None else ffi.NULL
     args.out = cptr("void *", out)
+    args.values = cptr("double *", vals)
     args.nthreads = int(nthreads)
     args.narrow_products = int(_narrow_products(unit))
     ran = int(lib.ns_fmachain_gemm(args, LEVELS[level]))
     if ran < 0:                                  # no memory for the packed panels: the MAC-level path
         return unit.mac_level_gemm(Problem(a=a_codes, b=b_codes, c=cc32(c), nthreads=nthreads))
     codes = out
-    vals = decode(codes, acc)
     if unit.acc_overflow != "to_inf":
         bad = ~np.isfinite(vals)
         if bad.any():
@@ -232,7 +233,7 @@ def run_fmachain(unit, problem, level="avx512"):
                                               b=np.ascontiguousarray(b_codes[:, cols]), c=sub_c, nthreads=nthreads))
             r_idx, c_idx = np.nonzero(bad)
             codes[r_idx, c_idx] = sub.codes[np.searchsorted(rows, r_idx), np.searchsorted(cols, c_idx)]
-            vals = decode(codes, acc)
+            vals[r_idx, c_idx] = decode(codes[r_idx, c_idx], acc)
     return GemmResult(codes=codes, values=vals, overflow_count=0,
                       info={"fmachain_level": {v: k for k, v in LEVELS.items()}[ran]})
 
