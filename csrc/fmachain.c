@@ -268,4 +268,10 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
 #ifndef NS_X86
 int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) { (void)blk; return -1; }
 int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) { (void)blk; return -1; }
+void ns_fmc_pack_b_avx512(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1) {
+    (void)p; (void)bpack; (void)panel0; (void)panel1;
+}
+void ns_fmc_pack_b_avx512fp16(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1) {
+    (void)p; (void)bpack; (void)panel0; (void)panel1;
+}
 #endif
