@@ -141,7 +141,9 @@ int32_t ns_fmc_block_portable(const ns_fmc_block *blk) {
 
 int32_t ns_level_fmachain(uint32_t f) {
 #ifdef NS_X86
+#ifdef NS_FMC_HAVE_FP16
     if (ns_cpu_has(f, NS_CPU_AVX512_BASE | NS_CPU_AVX512_FP16)) return NS_FMC_AVX512_FP16;
+#endif
     if (ns_cpu_has(f, NS_CPU_AVX512_BASE)) return NS_FMC_AVX512;
 #else
     (void)f;
@@ -267,11 +269,7 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
 /* Levels this build has no code for run nowhere (ns_level_fmachain never names them). */
 #ifndef NS_X86
 int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) { (void)blk; return -1; }
-int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) { (void)blk; return -1; }
 void ns_fmc_pack_b_avx512(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1) {
-    (void)p; (void)bpack; (void)panel0; (void)panel1;
-}
-void ns_fmc_pack_b_avx512fp16(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1) {
     (void)p; (void)bpack; (void)panel0; (void)panel1;
 }
 #endif

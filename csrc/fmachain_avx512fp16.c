@@ -11,7 +11,7 @@
  * partial-sum add is vaddph, one rounding of x + y. 32 lanes are 32 output columns; each lane's adds
  * run in the unit's order. */
 #include "numsim.h"
-#ifdef NS_X86
+#ifdef NS_FMC_HAVE_FP16
 #pragma GCC target("avx512fp16,avx512f,avx512bw,avx512vl")
 #include <immintrin.h>
 #include <stdlib.h>
@@ -194,5 +194,11 @@ int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) {
     }
     free(ap); free(row); free(stack);
     return 0;
+}
+#else
+/* No AVX512-FP16 in this compiler: ns_level_fmachain never names level 2. */
+int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk) { (void)blk; return -1; }
+void ns_fmc_pack_b_avx512fp16(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1) {
+    (void)p; (void)bpack; (void)panel0; (void)panel1;
 }
 #endif

@@ -65,6 +65,11 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *args, int32_t level);
 /* ---- internal: what each level implements (not part of the ABI) ---- */
 #ifndef NS_FMC_NO_INTERNAL
 #include <string.h>
+/* Compilers with AVX512-FP16 intrinsics and _Float16 (GCC 12, clang 14): elsewhere level 2 is not built. */
+#if defined(NS_X86) && ((defined(__clang__) && __clang_major__ >= 14) || \
+                        (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 12))
+#define NS_FMC_HAVE_FP16 1
+#endif
 /* Operand value i of a (or b): a table lookup of its code, or the float32 itself. */
 static inline float ns_fmc_val(const void *x, int32_t bytes, const float *lut, int64_t i) {
     if (bytes == 1) return lut[((const uint8_t *)x)[i]];
