@@ -107,7 +107,7 @@ def _narrow_products(unit):
     """The level-1 condition for one float32 FMA rounded to nearest, then narrowed (fmachain_avx512.c):
     k_step == 1, an fp16 / bf16 accumulator of p bits, products of <= p significand bits, and every sum
     below 2^emin a float32 (2^emin / 2^q <= 2^24, q the finer of the accumulator's and products' quanta)."""
-    from ..units.float_mac import _lsb, _sig_bits
+    from ..units.float_mac import _lsb, _max_mag, _sig_bits
 
     acc = unit.acc_fmt
     if unit.k_step != 1 or acc.man_bits > 10:
@@ -115,7 +115,7 @@ def _narrow_products(unit):
     a, b = unit._c_a_fmt, unit._c_b_fmt
     q = unit.exact_lsb
     return (_sig_bits(a) + _sig_bits(b) <= acc.man_bits + 1 and q >= -149 and (1 - acc.bias) - q <= 24
-            and _lsb(a) + _lsb(b) >= -149)
+            and _lsb(a) + _lsb(b) >= -149 and _max_mag(a) * _max_mag(b) < 2.0**127)
 
 
 def _ctx_of(problem):
