@@ -219,13 +219,15 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
     if (level > ns_level_fmachain(ns_cpu_features())) return -1;
     if ((p->M && p->K && (!p->a || !p->b)) || (p->M && p->N && !p->out)) return -1;
     if (p->a_bytes < 1 || p->a_bytes > 4 || p->a_bytes == 3 || p->b_bytes < 1 || p->b_bytes > 4 || p->b_bytes == 3 ||
-        (p->a_bytes < 4 && !p->a_lut) || (p->b_bytes < 4 && !p->b_lut))
+        (p->a_bytes < 4 && !p->a_lut) || (p->b_bytes < 4 && !p->b_lut) ||
+        (p->a_bytes < 4 && (p->a_bits < 1 || p->a_bits > 8 * p->a_bytes)) ||
+        (p->b_bytes < 4 && (p->b_bits < 1 || p->b_bits > 8 * p->b_bytes)))
         return -1;
     if (level == NS_FMC_AVX512_FP16 && !(p->acc == NS_FMC_FP16 && p->k_step == 1 && p->a_lut16 && p->b_lut16))
         level = NS_FMC_AVX512;
     int32_t nthreads = p->nthreads < 1 ? 1 : p->nthreads > NS_MAX_THREADS ? NS_MAX_THREADS : p->nthreads;
-    /* Blocks: rows split first (in multiples of 8, the register tile), then columns (multiples of 64). */
-    const int64_t row_tiles = (p->M + 7) / 8, col_tiles = (p->N + 63) / 64;
+    /* Blocks: rows split first (in multiples of 8), then columns (in multiples of 128: whole panels). */
+    const int64_t row_tiles = (p->M + 7) / 8, col_tiles = (p->N + 127) / 128;
     int64_t rt = row_tiles < nthreads ? row_tiles : nthreads;
     if (rt < 1) rt = 1;
     int64_t ct = (nthreads + rt - 1) / rt;
@@ -233,12 +235,12 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
     const int32_t n = (int32_t)(rt * ct);
     fmc_task *tasks = (fmc_task *)calloc((size_t)n, sizeof(fmc_task));
     if (!tasks) return -1;
-    /* B packed once for all threads: panels of 32 float32 (level 1, K padded to whole terms) or of 64
-     * fp16 codes (level 2). */
+    /* B packed once for all threads: panels of 32 float32 (level 1, K padded to whole terms) or of
+     * 32 NS_FMC_NV2 fp16 codes (level 2). */
     void *bpack = NULL;
     if (level != NS_FMC_PORTABLE && p->M > 0 && p->N > 0) {
         const int64_t Kp = (p->K + p->k_step - 1) / p->k_step * p->k_step;
-        const int64_t width = level == NS_FMC_AVX512_FP16 ? 64 : 32, panels = (p->N + width - 1) / width;
+        const int64_t width = level == NS_FMC_AVX512_FP16 ? 32 * NS_FMC_NV2 : 32, panels = (p->N + width - 1) / width;
         const size_t bytes = (size_t)(panels * (Kp > 0 ? Kp : 1) * width) * (level == NS_FMC_AVX512_FP16 ? 2 : 4);
         bpack = aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (!bpack) { free(tasks); return -1; }
@@ -252,8 +254,8 @@ int32_t ns_fmachain_gemm(const ns_fmachain_args *p, int32_t level) {
             t->blk.m0 = 8 * (row_tiles * r / rt);
             t->blk.m1 = 8 * (row_tiles * (r + 1) / rt);
             if (t->blk.m1 > p->M) t->blk.m1 = p->M;
-            t->blk.n0 = 64 * (col_tiles * c / ct);
-            t->blk.n1 = 64 * (col_tiles * (c + 1) / ct);
+            t->blk.n0 = 128 * (col_tiles * c / ct);
+            t->blk.n1 = 128 * (col_tiles * (c + 1) / ct);
             if (t->blk.n1 > p->N) t->blk.n1 = p->N;
             t->level = level;
             t->blk.bpack = bpack;

@@ -242,7 +242,8 @@ int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
     const int64_t K = p->K, N = p->N, T = (K + fn - 1) / fn, Kp = T * fn;
     int depth = 2;
     while (depth < 64 && ((int64_t)1 << (depth - 2)) < T) depth++;
-    float *ap = (float *)fmc_alloc((size_t)(FMC_MC * Kp) * sizeof(float));
+    /* a row block's tiles: FMC_MC rows rounded up to whole tiles */
+    float *ap = (float *)fmc_alloc((size_t)((FMC_MC + FMC_MR - 1) / FMC_MR * FMC_MR * Kp) * sizeof(float));
     float *row = (float *)fmc_alloc((size_t)(Kp > 0 ? Kp : 1) * sizeof(float));
     __m512 *stack = (__m512 *)fmc_alloc((size_t)(p->order == 2 ? depth * 2 * FMC_MR : 1) * sizeof(__m512));
     if (!ap || !row || !stack) { free(ap); free(row); free(stack); return -1; }
@@ -253,13 +254,25 @@ int32_t ns_fmc_block_avx512(const ns_fmc_block *blk) {
         const int64_t row_tiles = (mb1 - mb + FMC_MR - 1) / FMC_MR;
         /* A tiles, k-major: ap[tile][k][r]. Past K: -0 (a product -0 x +0 = -0 adds nothing to a group,
          * whatever its sign); rows past the block: +0 (their results are dropped). */
-        for (int64_t tr = 0; tr < row_tiles; tr++)
-            for (int r = 0; r < FMC_MR; r++) {
-                const int64_t i = mb + tr * FMC_MR + r;
-                if (i < mb1) ns_fmc_values(p->a, p->a_bytes, p->a_lut, i * K, K, row);
-                for (int64_t k = 0; k < Kp; k++)
-                    ap[(tr * Kp + k) * FMC_MR + r] = k >= K ? -0.0f : i < mb1 ? row[k] : 0.0f;
+        for (int64_t tr = 0; tr < row_tiles; tr++) {
+            float *__restrict dst = ap + tr * Kp * FMC_MR;
+            const int64_t r0 = mb + tr * FMC_MR, nr = mb1 - r0 < FMC_MR ? mb1 - r0 : FMC_MR;
+            if (nr == FMC_MR && p->a_bytes == 1) {         /* the common case, one pass */
+                const uint8_t *rows[FMC_MR];
+                for (int r = 0; r < FMC_MR; r++) rows[r] = (const uint8_t *)p->a + (r0 + r) * K;
+                const float *__restrict lut = p->a_lut;
+                for (int64_t k = 0; k < K; k++)
+#pragma GCC unroll 16
+                    for (int r = 0; r < FMC_MR; r++) dst[k * FMC_MR + r] = lut[rows[r][k]];
+            } else {
+                for (int r = 0; r < FMC_MR; r++) {
+                    if (r < nr) ns_fmc_values(p->a, p->a_bytes, p->a_lut, (r0 + r) * K, K, row);
+                    for (int64_t k = 0; k < K; k++) dst[k * FMC_MR + r] = r < nr ? row[k] : 0.0f;
+                }
             }
+            for (int64_t k = K; k < Kp; k++)
+                for (int r = 0; r < FMC_MR; r++) dst[k * FMC_MR + r] = -0.0f;
+        }
         for (int64_t n0 = blk->n0; n0 < blk->n1; n0 += FMC_NR) {
             const int64_t nc = blk->n1 - n0 < FMC_NR ? blk->n1 - n0 : FMC_NR;
             const __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1);

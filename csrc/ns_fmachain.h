@@ -40,6 +40,7 @@ typedef struct ns_fmachain_args {
     const void *a;          /* (M, K) row-major operand codes of a_bytes bytes (1, 2), or float32 values (4) */
     const void *b;          /* (K, N) the same for b */
     int32_t a_bytes, b_bytes;
+    int32_t a_bits, b_bits;  /* code widths of the operand formats (tables have 2^bits entries) */
     const float *a_lut;     /* value of every a code (a_bytes 1 or 2); NULL with a_bytes 4 */
     const float *b_lut;
     const uint16_t *a_lut16;/* level 2: the fp16 code of every a code's value (all fp16 values), else NULL */
@@ -77,16 +78,26 @@ static inline float ns_fmc_val(const void *x, int32_t bytes, const float *lut, i
     return ((const float *)x)[i];
 }
 /* dst[j] = value of operand element off + j, j < n (one loop per code width). */
-static inline void ns_fmc_values(const void *x, int32_t bytes, const float *lut, int64_t off, int64_t n, float *dst) {
-    if (bytes == 1) { const uint8_t *c = (const uint8_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut[c[j]]; }
-    else if (bytes == 2) { const uint16_t *c = (const uint16_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut[c[j]]; }
-    else memcpy(dst, (const float *)x + off, (size_t)n * sizeof(float));
+static inline void ns_fmc_values(const void *x, int32_t bytes, const float *__restrict lut, int64_t off, int64_t n,
+                                 float *__restrict dst) {
+    if (bytes == 1) {
+        const uint8_t *__restrict c = (const uint8_t *)x + off;
+        for (int64_t j = 0; j < n; j++) dst[j] = lut[c[j]];
+    } else if (bytes == 2) {
+        const uint16_t *__restrict c = (const uint16_t *)x + off;
+        for (int64_t j = 0; j < n; j++) dst[j] = lut[c[j]];
+    } else memcpy(dst, (const float *)x + off, (size_t)n * sizeof(float));
 }
 /* dst[j] = fp16 code of operand element off + j's value, j < n (bytes 1 or 2). */
-static inline void ns_fmc_codes16(const void *x, int32_t bytes, const uint16_t *lut16, int64_t off, int64_t n,
-                                  uint16_t *dst) {
-    if (bytes == 1) { const uint8_t *c = (const uint8_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut16[c[j]]; }
-    else { const uint16_t *c = (const uint16_t *)x + off; for (int64_t j = 0; j < n; j++) dst[j] = lut16[c[j]]; }
+static inline void ns_fmc_codes16(const void *x, int32_t bytes, const uint16_t *__restrict lut16, int64_t off,
+                                  int64_t n, uint16_t *__restrict dst) {
+    if (bytes == 1) {
+        const uint8_t *__restrict c = (const uint8_t *)x + off;
+        for (int64_t j = 0; j < n; j++) dst[j] = lut16[c[j]];
+    } else {
+        const uint16_t *__restrict c = (const uint16_t *)x + off;
+        for (int64_t j = 0; j < n; j++) dst[j] = lut16[c[j]];
+    }
 }
 /* Accumulator code i of c (or out). */
 static inline uint32_t ns_fmc_code(const void *x, int32_t acc, int64_t i) {
@@ -99,14 +110,18 @@ static inline void ns_fmc_put(void *x, int32_t acc, int64_t i, uint32_t code) {
 typedef struct ns_fmc_block {
     const ns_fmachain_args *p;
     int64_t m0, m1;         /* rows */
-    int64_t n0, n1;         /* columns (multiples of 64 but the last) */
+    int64_t n0, n1;         /* columns (multiples of 128 but the last) */
     const void *bpack;      /* the level's packed B panels (levels 1 and 2) */
 } ns_fmc_block;
+/* The AVX512-FP16 register tile: NS_FMC_MR2 rows x NS_FMC_NV2 vectors of 32 columns (NS_FMC_NV2 divides 4:
+ * the driver splits columns in multiples of 128, whole panels of every level). */
+#define NS_FMC_MR2 8
+#define NS_FMC_NV2 2
 /* Each computes out[m0:m1, n0:n1] before the NaN re-coding; returns 0, or -1 on no memory. */
 int32_t ns_fmc_block_portable(const ns_fmc_block *blk);
 int32_t ns_fmc_block_avx512(const ns_fmc_block *blk);
 int32_t ns_fmc_block_avx512fp16(const ns_fmc_block *blk);
-/* Pack B panels panel0 .. panel1 (of 32 columns at level 1, 64 at level 2) into bpack. */
+/* Pack B panels panel0 .. panel1 (of 32 columns at level 1, 32 NS_FMC_NV2 at level 2) into bpack. */
 void ns_fmc_pack_b_avx512(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1);
 void ns_fmc_pack_b_avx512fp16(const ns_fmachain_args *p, void *bpack, int64_t panel0, int64_t panel1);
 #endif

@@ -28,6 +28,7 @@ UNITS = [
     ("fp8_fp16", {}),                                                   # e4m3 x e4m3 -> fp16
     ("fp8_fp16", {"a_fmt": "fp8_e5m2", "b_fmt": "fp8_e5m2"}),           # e5m2: products below fp16's quantum
     ("fp8_fp16", {"a_fmt": "fp16", "b_fmt": "fp16"}),                   # fp16 x fp16 -> fp16
+    ("fp8_fp16", {"a_fmt": "fp4_e2m1", "b_fmt": "int4"}),               # 4-bit codes: short code tables
     ("fp8_fp16", {"a_fmt": "fp8_e5m2", "b_fmt": "fp8_e4m3fn", "acc_fmt": "bf16"}),
     ("fp8_fp16", {"a_fmt": "fp8_e4m3fn", "b_fmt": "fp8_e4m3fn", "acc_fmt": "bf16"}),
     ("fp16_fp32", {}),                                                  # fp16 x fp16 -> fp32

@@ -210,6 +210,7 @@ def run_fmachain(unit, problem, level="avx512"):
     args.M, args.K, args.N = M, K, N
     args.a, args.a_bytes, args.a_lut = cptr("void *", a), a_bytes, cptr("float *", a_lut) if a_lut is not None else ffi.NULL
     args.b, args.b_bytes, args.b_lut = cptr("void *", b), b_bytes, cptr("float *", b_lut) if b_lut is not None else ffi.NULL
+    args.a_bits, args.b_bits = a_fmt.bits, b_fmt.bits
     h16 = (_fp16_codes(a_fmt), _fp16_codes(b_fmt)) if level == "avx512_fp16" else (None, None)
     args.a_lut16 = cptr("uint16_t *", h16[0]) if h16[0] is not None else ffi.NULL
     args.b_lut16 = cptr("uint16_t *", h16[1]) if h16[1] is not None else ffi.NULL
