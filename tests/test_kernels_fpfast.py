@@ -252,6 +252,7 @@ def test_domain_reasons():
     assert X.domain_fmachain(_unit("int4_int32"), p)
     assert X.domain_fmachain(_unit("fp8_fp16", acc_fmt=numsim.formats.FloatFormat(6, 9, 31)), p)
     assert X.domain_fmachain(_unit("fp8_fp16", k_step=4), p)            # e4m3 group sums overflow float32
+    assert X.domain_fmachain(_unit("int4_fp4r4_fp16", inner_bits=24), p)   # its +0 and its events
     assert X.domain_fp16_fma(_unit("fp16_fp32"), p)
     assert X.domain_fp16_fma(_unit("int4_fp4r4_fp16"), p)
     assert X.domain_fmachain(_unit("fp8_fp16"), p) is None

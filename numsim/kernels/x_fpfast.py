@@ -8,22 +8,22 @@ giving the MAC-level kernel's bits (`unit.mac_level_gemm`) wherever its `domain`
 - `float_mac.fma_chain` (level avx512): fp32 accumulators on `vfmadd231ps` (the same rule); fp16 and bf16
   accumulators (one product or an exact fused group per add, the 4-way INT4 x FP4 MAC included) by
   rounding to odd at 24 bits (FMA under embedded round-down and round-up: inexact iff they differ),
-  then to nearest even at 11 / 8 bits (24 >= p + 2: Boldo & Melquiond 2008).
+  then to nearest even at 11 / 8 bits (24 >= p + 2: Boldo & Melquiond 2008); where every product has <= p
+  bits, one FMA rounded to nearest, then narrowed (24 >= 2p + 2: Figueroa 1995).
 - `float_mac.fma_chain_portable` (level portable): the same problems in portable C: TwoSum gives the add rounded to odd
-  at 53 bits, then ns_round_pack (the MAC-level path's one rounding routine) rounds it once.
+  at 53 bits, then ns_fast_round_grid (fastgemm.c's rounding onto a format's grid) rounds it once.
 
 Every order of the unit (sequential, chunked, pairwise) runs in the unit's order from the same
 rounding primitive. Overflow: the kernels overflow to infinity; with finite inputs a finite output
 proves that no add overflowed, so the 'saturate' and 'error' policies take the kernel's outputs
 where they are finite and the MAC-level path's for the rest (the 'error' policy: the whole problem,
 so the error names the first overflow). overflow_count is the MAC-level path's: 0 for these units
-(units.c counts only the fixed-point inner adder's events, which these kernels' domain excludes).
+(units.c counts only the fixed-point inner adder's events; units with one stay on the other kernels).
 NaN outputs carry the MAC-level path's code (quieted initial accumulator, else the default NaN).
 """
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -143,8 +143,9 @@ def domain_fmachain(unit, problem):
         return f"accumulator {acc}: only fp16, bf16 and fp32 (custom formats stay on the MAC-level path)"
     if unit.acc_rounding != "nearest_even":
         return f"acc_rounding={unit.acc_rounding}: only nearest_even"
-    if unit.inner_bits is not None and unit.inner_bits < unit.inner_bits_exact:
-        return "a fixed-point inner adder that can overflow (its events are the MAC-level path's)"
+    if unit.inner_bits is not None:
+        # its events are the MAC-level path's, and its integer zero is +0 (a group of -0 products adds +0)
+        return "a fixed-point inner adder (inner_bits)"
     for f in fmts:
         if not (_is_ieee_fp32(f) or _values32(f) is not None):
             return f"operand format {f}: values that are not float32 values"
@@ -243,11 +244,13 @@ _PROOF_FMA = ("IEEE 754 fusedMultiplyAdd: x * y + z with the product exact and o
               "is the unit's add (one product into the accumulator); chunk and pairwise adds are FMAs with y = 1; "
               "tests/test_kernels_fpfast.py compares codes and overflow_count with unit.mac_level_gemm")
 _PROOF_RO = ("fp32 accumulators: one FMA per add (IEEE fusedMultiplyAdd); fp16/bf16: the exact add (product exact in "
-             "the FMA, fused groups exact in float32 by the domain's bound) rounded to odd at 24 bits (FMA under "
-             "embedded round-down and round-up: inexact iff they differ), then to nearest even at p <= 11 bits: "
-             "24 >= p + 2 (Boldo & Melquiond 2008); tests/test_kernels_fpfast.py")
-_PROOF_PORTABLE = ("TwoSum gives each add rounded to odd at 53 bits; ns_round_pack (the MAC-level path's rounding) "
-                   "rounds it once to p <= 24 bits: 53 >= p + 2 (Boldo & Melquiond 2008); tests/test_kernels_fpfast.py")
+             "the FMA, fused groups exact in float32 by the domain's bound) rounded to odd at 24 bits (the odd-coded "
+             "one of the FMAs under embedded round-down and round-up), then to nearest even at p <= 11 bits: "
+             "24 >= p + 2 (Boldo & Melquiond 2008); with products of <= p bits one FMA to nearest at 24 bits then "
+             "narrowed (24 >= 2p + 2: Figueroa 1995; sums below the normal range exact in float32); "
+             "tests/test_kernels_fpfast.py")
+_PROOF_PORTABLE = ("TwoSum gives each add rounded to odd at 53 bits; ns_fast_round_grid rounds it once onto the "
+                   "accumulator's grid (p <= 24 bits: 53 >= p + 2, Boldo & Melquiond 2008); tests/test_kernels_fpfast.py")
 
 KERNELS = (
     Kernel("float_mac.fma_chain_fp16", "avx512_fp16", _PROOF_FMA, domain_fp16_fma,
