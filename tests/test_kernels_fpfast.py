@@ -15,7 +15,7 @@ from numsim.kernels import x_fpfast as X
 
 LEVELS = [lv for lv in X.LEVELS if X.level_ok(lv)]
 KERNELS = [k for k in X.KERNELS if k.level in LEVELS]
-SETTINGS = settings(derandomize=True, deadline=None, max_examples=150,
+SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=150,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
