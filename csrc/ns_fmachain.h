@@ -33,7 +33,7 @@ enum ns_fmachain_level { NS_FMC_PORTABLE = 0, NS_FMC_AVX512 = 1, NS_FMC_AVX512_F
 
 typedef struct ns_fmachain_args {
     int32_t acc;            /* ns_fmachain_acc */
-    int32_t k_step;        /* products per term, 1..64 */
+    int32_t k_step;         /* products per term, 1..64 */
     int32_t order;          /* 0 sequential, 1 chunked, 2 pairwise */
     int64_t chunk;          /* terms per chunk (order 1) */
     int64_t M, K, N;
