@@ -1,5 +1,6 @@
 """Forward + backward time of numsim's emulated QuantLinear / QuantConv2d against torch's float32
-modules at realistic sizes, as a ratio measured in the same run (goal: <= 5x).
+modules at realistic sizes, as a ratio measured in the same run (goal: <= 5x), and whole training
+steps: a transformer LM with every GEMM simulated (op level, goal <= 4x) and a CNN with tpr4 (<= 3x).
 
     PYTHONPATH=. python benchmarks/training_overhead.py [--threads 1] [--repeat 3] [--quick]
 
@@ -87,6 +88,59 @@ def tpr_breakdown(m, k, n, repeat, nthreads):
     return out
 
 
+def _step(model, x, target):
+    def run():
+        model.zero_grad(set_to_none=True)
+        out = model(x)
+        torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1)).backward()
+    return run
+
+
+def bench_models(quick, repeat):
+    """Whole training steps (forward, loss, backward; no optimizer): the character transformer LM of
+    examples/train_transformer.py with every GEMM through numsim (op-level recipes) and the issue's
+    CNN (conv-BN-ReLU x3 + linear, 3x32x32) with tpr4, each against the same model in float32."""
+    import warnings
+
+    from numsim.torch.lm import char_lm
+
+    rows = []
+    d, layers, ctx, b = (32, 1, 32, 8) if quick else (64, 2, 64, 16)
+    vocab = 96
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, vocab, (b, ctx), generator=g)
+    target = torch.randint(0, vocab, (b, ctx), generator=g)
+    name = f"char LM d{d} x{layers} layers, context {ctx}, batch {b}"
+    f = char_lm(vocab, d, 4, layers, 4 * d, ctx)
+    t_float = _time(_step(f, tokens, target), repeat)
+    rows.append((name, "float32 (torch)", t_float, 1.0))
+    for recipe in ("ops_int8", "ops_fp8", "ops_fp8_attention_int4_weights"):
+        q = nt.convert(f, recipe)
+        t = _time(_step(q, tokens, target), repeat)
+        assert not q.numsim_report.unsimulated()
+        rows.append((name, f"{recipe}: every GEMM simulated", t, t / t_float))
+    bn = 8 if quick else 32
+    torch.manual_seed(0)
+    nn = torch.nn
+    cnn = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+                        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(64 * 8 * 8, 10))
+    x = torch.rand(bn, 3, 32, 32)
+    y = torch.randint(0, 10, (bn,), generator=g)
+    name = f"CNN conv-BN-ReLU x3 + linear, 3x32x32, batch {bn}"
+    t_float = _time(_step(cnn, x, y), repeat)
+    rows.append((name, "float32 (torch)", t_float, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # tpr4 keeps the first and last layers float (seed 003)
+        for recipe in ("tpr4", "tpr4_all"):
+            q = nt.convert(cnn, {"name": recipe, **{k: v for k, v in nt.RECIPES[recipe].items() if k != "name"},
+                                 "default": {"mode": "tpr", "act_alpha": 1.0, "wgrad_split": 8192}})
+            t = _time(_step(q, x, y), repeat)
+            rows.append((name, recipe, t, t / t_float))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1, help="torch and numsim threads (same for both)")
@@ -116,6 +170,10 @@ def main(argv=None):
     print(f"threads {args.threads}, best of {args.repeat}; forward + backward (dL/dX, dL/dW) of one layer\n")
     print("| layer | module | ms | x float32 |\n|---|---|---:|---:|")
     for name, label, t, ratio in rows:
+        print(f"| {name} | {label} | {t * 1e3:.1f} | {ratio:.1f} |")
+    print(f"\nWhole training steps (threads {args.threads}, best of {args.repeat})\n")
+    print("| model | numerics | ms | x float32 |\n|---|---|---:|---:|")
+    for name, label, t, ratio in bench_models(args.quick, args.repeat):
         print(f"| {name} | {label} | {t * 1e3:.1f} | {ratio:.1f} |")
     print(f"\nTPR Linear {k}->{n}, batch {m}: where the time goes\n\n| part | ms |\n|---|---:|")
     for part, t in tpr_breakdown(m, k, n, args.repeat, args.threads).items():

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE   /* syscall() under -std=c11 */
 #endif
 #include <stdlib.h>
+#include <string.h>
 #include "ns_cpu.h"
 
 #ifdef NS_X86
@@ -71,13 +72,30 @@ uint32_t ns_cpu_features(void) {
     return (uint32_t)cached;
 }
 
+/* NUMSIM_LEVEL caps the features by level, in the order numsim.kernels.LEVELS lists them; an unknown
+ * name caps at the portable C (numsim.kernels refuses it with a NumsimError before any kernel runs). */
+static uint32_t level_mask(const char *level) {
+    static const struct { const char *name; uint32_t adds; } levels[] = {
+        {"python", 0}, {"portable", 0},
+        {"avx2", NS_CPU_AVX2 | NS_CPU_FMA | NS_CPU_F16C},
+        {"avx512", NS_CPU_AVX512_BASE},
+        {"avx512_vnni", NS_CPU_AVX512_VNNI | NS_CPU_AVX_VNNI},
+        {"avx512_bf16", NS_CPU_AVX512_BF16},
+        {"avx512_fp16", NS_CPU_AVX512_FP16},
+        {"amx", NS_CPU_AMX_TILE | NS_CPU_AMX_INT8 | NS_CPU_AMX_BF16},
+    };
+    uint32_t mask = 0;
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        mask |= levels[i].adds;
+        if (strcmp(level, levels[i].name) == 0) return mask;
+    }
+    return 0;
+}
+
 uint32_t ns_cpu_usable(void) {
     uint32_t f = ns_cpu_features();
-    if (getenv("NUMSIM_NO_SIMD")) return 0;
-    if (getenv("NUMSIM_NO_AVX512"))
-        f &= ~(uint32_t)(NS_CPU_AVX512_BASE | NS_CPU_AVX512_VNNI | NS_CPU_AVX512_BF16 | NS_CPU_AVX512_FP16 |
-                         NS_CPU_AMX_TILE | NS_CPU_AMX_INT8 | NS_CPU_AMX_BF16);
-    if (getenv("NUMSIM_NO_VNNI")) f &= ~(uint32_t)(NS_CPU_AVX512_VNNI | NS_CPU_AVX_VNNI);
+    const char *level = getenv("NUMSIM_LEVEL");
+    if (level && *level) f &= level_mask(level);
     return f;
 }
 

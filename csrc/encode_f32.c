@@ -319,7 +319,7 @@ int ns_encode_f32_kernel(const float *x, size_t n, const ns_format *f, const ns_
     size_t done = 0;
     uint32_t flag = 0;
 #ifdef NS_X86
-    /* NUMSIM_NO_SIMD=1 forces the portable kernels (the tests compare both). */
+    /* NUMSIM_LEVEL=portable forces the portable kernels (the tests compare both). */
     const int simd = !k.stochastic && ns_level_encode_f32(ns_cpu_usable()) >= 1;
     if (simd && k.kind == 0) done = ns_encode_f32_r2_avx2(&k, x, n, codes, code_bytes, &flag);
     else if (simd && k.kind == 1) done = ns_encode_f32_r4_avx2(&k, x, n, codes, code_bytes, &flag);

@@ -104,7 +104,7 @@ int32_t ns_fast_float_gemm(const void *a, int32_t a_bytes, const double *a_lut, 
     if (M < 0 || K < 1 || N < 0 || fused_n < 1 || chunk < 1 || (a_bytes != 1 && a_bytes != 2) ||
         (b_bytes != 1 && b_bytes != 2) || order < 0 || order > 2 || man_bits < 0 || man_bits > 50)
         return NS_ERR_ARG;
-    /* NUMSIM_NO_SIMD=1: portable; NUMSIM_NO_AVX512=1: AVX2 at most (the tests run every level) */
+    /* NUMSIM_LEVEL=portable: portable; NUMSIM_LEVEL=avx2: AVX2 at most (the tests run every level) */
     const int simd = ns_level_fastgemm(ns_cpu_usable());
     const int32_t T = ns_thread_count(nthreads, M);
     job *jobs = (job *)calloc((size_t)T, sizeof(job));

@@ -419,7 +419,7 @@ int32_t ns_fused_gemm_simd(const ns_fused_unit *u,
     if (u->a_man_bits < 0 || u->b_man_bits < 0 || u->a_man_bits + u->b_man_bits > 46) return NS_ERR_ARG;
     if (simd != -1 && simd != 0 && simd != 2) return NS_ERR_ARG;
     if (simd == 2 && ns_level_fused_gemm(ns_cpu_features()) < 2) return NS_ERR_ARG;
-    if (simd == -1 && ns_level_fused_gemm(ns_cpu_usable()) < 2) simd = 0;   /* NUMSIM_NO_SIMD / NO_AVX512 */
+    if (simd == -1 && ns_level_fused_gemm(ns_cpu_usable()) < 2) simd = 0;   /* capped by NUMSIM_LEVEL */
     if (M == 0 || N == 0) return NS_OK;
     uint8_t *a_special = (uint8_t *)calloc((size_t)M, 1), *b_special = (uint8_t *)calloc((size_t)N, 1);
     if (!a_special || !b_special) { free(a_special); free(b_special); return NS_ERR_ARG; }

@@ -17,9 +17,9 @@ enum ns_cpu_feature {
 /* What this CPU and OS support (cpuid + xgetbv; AMX also after the Linux permission request for
  * tile data). Computed once; the environment does not change it. */
 uint32_t ns_cpu_features(void);
-/* ns_cpu_features() less what the environment switches off now (read at every call, so a test can set
- * it): NUMSIM_NO_SIMD everything, NUMSIM_NO_AVX512 AVX-512 and AMX, NUMSIM_NO_VNNI the VNNI extensions.
- * Kernels asked for the best level (-1) pick from these bits. */
+/* ns_cpu_features() capped by the one environment switch NUMSIM_LEVEL (read at every call, so a test can
+ * set it): python|portable (no SIMD), avx2, avx512, avx512_vnni, avx512_bf16, avx512_fp16, amx, each level
+ * admitting the ones before it. Kernels asked for the best level (-1) pick from these bits. */
 uint32_t ns_cpu_usable(void);
 /* CDEF END */
 

@@ -18,7 +18,7 @@ extern "C" {
  * (checked: NS_ERR_ARG if any code's lane leaves its range). c (M, N) accumulator codes of an
  * acc_bits-bit two's-complement accumulator (sign-extended), or NULL. out (M, N) int32 values;
  * values (M, N) the same as doubles, or NULL. level: -1 picks the best ns_cpu_usable() allows (honouring
- * NUMSIM_NO_SIMD, NUMSIM_NO_AVX512 and NUMSIM_NO_VNNI), 0 plain C, 1 AVX2, 2 AVX-512 VNNI (NS_ERR_ARG if absent). */
+ * the NUMSIM_LEVEL cap), 0 plain C, 1 AVX2, 2 AVX-512 VNNI (NS_ERR_ARG if absent). */
 int32_t ns_int8_gemm(const uint8_t *a, int32_t a_bits, const int32_t *a_val, const uint8_t *b, int32_t b_bits,
                      const int32_t *b_val, int64_t M, int64_t K, int64_t N, const int32_t *shift, int32_t shift_on_b,
                      int32_t a_off, int32_t b_off, int32_t a_is_u8, const uint32_t *c, int32_t acc_bits,

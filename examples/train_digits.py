@@ -20,13 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout without installing
-
-import torch  # noqa: E402
-
-import numsim.torch as nt  # noqa: E402
-from numsim.workloads import load_digits_split  # noqa: E402
+import numsim.torch as nt
+from numsim.workloads import load_digits_split
 
 
 def make_model(seed):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 import numpy as np
 
@@ -77,6 +78,17 @@ class IntFormat:
         if not 0 <= code < 2**self.bits:
             return False
         return not (self.symmetric and code == 2 ** (self.bits - 1))
+
+    def exact_value(self, code: int) -> Fraction:
+        """Fraction value of a code (two's complement when signed)."""
+        if isinstance(code, bool) or not isinstance(code, (int, np.integer)):
+            raise bad("code", "an integer", type(code).__name__)
+        code = int(code)
+        if not 0 <= code < 2**self.bits:
+            raise bad("code", f"0..{2**self.bits - 1}", code)
+        if self.signed and code >> (self.bits - 1):
+            return Fraction(code - 2**self.bits)
+        return Fraction(code)
 
     def describe(self) -> str:
         kind = "signed" if self.signed else "unsigned"
@@ -197,18 +209,54 @@ class FloatFormat:
     def valid_code(self, code: int) -> bool:
         return 0 <= code < 2**self.bits
 
-    # Exact values, used by the CLI and documentation (the kernels never call these).
+    # Exact values, used by the CLI and documentation (the kernels never call these). Integer
+    # arithmetic on the fields, so that production does not lean on numsim.reference (the oracle).
     def exact_value(self, code: int):
-        """Fraction value of a code, or the strings 'inf', '-inf', 'nan'."""
-        from .reference.formats import decode_exact
+        """Fraction value of a code, or the strings 'inf', '-inf', 'nan' (-0 is Fraction(0))."""
+        if isinstance(code, bool) or not isinstance(code, (int, np.integer)):
+            raise bad("code", "an integer", type(code).__name__)
+        code = int(code)
+        if not self.valid_code(code):
+            raise bad("code", f"0..{2**self.bits - 1}", code)
+        negative = bool(code >> (self.bits - 1))
+        magnitude = code & ((1 << (self.bits - 1)) - 1)
+        if self.specials == "fnuz" and negative and magnitude == 0:
+            return "nan"
+        exp_field, man_field = magnitude >> self.man_bits, magnitude & ((1 << self.man_bits) - 1)
+        all_ones = (1 << self.exp_bits) - 1
+        if self.specials == "ieee" and exp_field == all_ones:
+            return "nan" if man_field else ("-inf" if negative else "inf")
+        if self.specials == "fn" and exp_field == all_ones and man_field == (1 << self.man_bits) - 1:
+            return "nan"
+        if self.radix == 4:
+            # the value is 4^(field - bias) / 2^phase = 2^(2 (field - bias) - phase); field 0 may be zero
+            if exp_field == 0 and self.r4_zero == "exp0":
+                return Fraction(0)
+            significand, exponent = 1, 2 * (exp_field - self.bias) - self.phase
+        elif exp_field == 0:
+            # subnormal: 0.m x 2^(1 - bias), or zero when the format flushes them
+            significand = man_field if self.subnormals else 0
+            exponent = 1 - self.bias - self.man_bits
+        else:
+            significand = (1 << self.man_bits) | man_field          # the hidden 1
+            exponent = exp_field - self.bias - self.man_bits
+        value = Fraction(significand << exponent) if exponent >= 0 else Fraction(significand, 1 << -exponent)
+        return -value if negative else value
 
-        return decode_exact(code, self)
+    @property
+    def max_finite_code(self) -> int:
+        """The positive code with the largest finite value."""
+        all_ones = (1 << self.exp_bits) - 1
+        man_all_ones = (1 << self.man_bits) - 1
+        if self.specials == "ieee":            # the all-ones exponent is inf / NaN
+            return ((all_ones - 1) << self.man_bits) | man_all_ones
+        if self.specials == "fn":              # only the all-ones code is NaN
+            return (all_ones << self.man_bits) | (man_all_ones - 1)
+        return (all_ones << self.man_bits) | man_all_ones
 
     @property
     def max_finite(self) -> float:
-        from .reference.formats import max_finite
-
-        return float(max_finite(self))
+        return float(self.exact_value(self.max_finite_code))
 
     @property
     def min_normal(self) -> float:

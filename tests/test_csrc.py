@@ -90,11 +90,14 @@ def test_cpu_features_are_stable_and_usable_is_a_subset(monkeypatch):
     assert f == lib.ns_cpu_features()
     assert f & ~sum(_abi.CPU.values()) == 0
     assert lib.ns_cpu_usable() & ~f == 0
-    monkeypatch.setenv("NUMSIM_NO_SIMD", "1")
+    monkeypatch.setenv("NUMSIM_LEVEL", "portable")
     assert lib.ns_cpu_usable() == 0
-    monkeypatch.delenv("NUMSIM_NO_SIMD")
-    monkeypatch.setenv("NUMSIM_NO_AVX512", "1")
+    monkeypatch.setenv("NUMSIM_LEVEL", "avx2")
     assert lib.ns_cpu_usable() & (lib.NS_CPU_AVX512F | lib.NS_CPU_AMX_TILE) == 0
+    monkeypatch.setenv("NUMSIM_LEVEL", "avx512")
+    assert lib.ns_cpu_usable() & (lib.NS_CPU_AVX512_VNNI | lib.NS_CPU_AVX512_FP16 | lib.NS_CPU_AMX_TILE) == 0
+    monkeypatch.setenv("NUMSIM_LEVEL", "amx")
+    assert lib.ns_cpu_usable() == f
 
 
 def test_thread_cap_rule():

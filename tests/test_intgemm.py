@@ -1,6 +1,6 @@
 """The integer dot-product GEMM (csrc/intgemm.c, the int8 lanes kernels of numsim.kernels.int_lanes) against the
 MAC-level path (`unit.gemm_codes`), bit for bit: every SIMD level (AVX-512 VNNI, AVX2, plain C, forced
-by argument and by NUMSIM_NO_VNNI / NUMSIM_NO_SIMD), any shape, edge values, alignment shifts (on b,
+by argument and by NUMSIM_LEVEL), any shape, edge values, alignment shifts (on b,
 on a, and ones that force the BLAS fallback), initial accumulators, narrow accumulators, threads,
 and results whose internal lane sums wrap int32."""
 import numpy as np
@@ -19,16 +19,8 @@ FMT_PAIRS = [("int4", "int4"), ("int8", "int8"), ("uint8", "int8"), ("uint8", "u
 
 
 def _have_level(level):
-    if level == 0:
-        return True
-    flag = "avx512vnni" if level == 2 else "avx2"
-    import platform
-
-    if platform.machine() not in ("x86_64", "AMD64"):
-        return False
-    with open("/proc/cpuinfo") as f:
-        info = f.read()
-    return flag.replace("avx512vnni", "avx512_vnni") in info or flag in info
+    """Whether the C integer GEMM's level (0 portable, 1 AVX2, 2 AVX-512 VNNI) runs on this CPU."""
+    return level == 0 or {1: "avx2", 2: "avx512_vnni"}[level] in kernels.cpu_levels()
 
 
 def _unit(a_fmt="int4", b_fmt="int4", **kw):
@@ -204,18 +196,16 @@ def test_simd_levels_follow_the_environment(monkeypatch, rng):
     a, b = _codes(rng, "int4", (37, 129)), _codes(rng, "int4", (129, 50))
     mac = _mac(unit, a, b)
     _assert_same(kernels.fast_gemm(unit, a, b, None, {}, 2), mac)
-    monkeypatch.setenv("NUMSIM_NO_VNNI", "1")
+    monkeypatch.setenv("NUMSIM_LEVEL", "avx512")       # below VNNI
     assert lib.ns_int8_gemm_level() == min(auto, 1)
     _assert_same(kernels.fast_gemm(unit, a, b, None, {}, 2), mac)
-    monkeypatch.setenv("NUMSIM_NO_SIMD", "1")
+    monkeypatch.setenv("NUMSIM_LEVEL", "portable")
     assert lib.ns_int8_gemm_level() == 0
     calls = []
     monkeypatch.setattr(int_lanes, "_int_gemm", lambda *x: calls.append(1) or real_blas(*x))
     _assert_same(kernels.fast_gemm(unit, a, b, None, {}, 2), mac)       # BLAS: faster than the C level
     assert calls == [1]
     _assert_same(int_lanes._int8_gemm(unit, a, b, None, {}, 2), mac)  # the C level itself
-    monkeypatch.delenv("NUMSIM_NO_SIMD")
-    monkeypatch.delenv("NUMSIM_NO_VNNI")
     for cap, want in (("avx2", "int_mac.int8_lanes_avx2"), ("portable", "int_mac.exact_blas")):
         monkeypatch.setenv("NUMSIM_LEVEL", cap)
         if kernels.level_ok(cap):

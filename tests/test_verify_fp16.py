@@ -153,8 +153,8 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path):
 
     for argv in (["--chunk-a", "100"], ["--modes", "bogus"], ["--workers", "0"]):
         r = subprocess.run([sys.executable, "-m", "numsim", "verify", "fp16", "--state", "", "--no-progress", *argv],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)   # not the checkout
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("numsim: error:"), r.stderr
     r = subprocess.run([sys.executable, "-m", "numsim", "verify", "fp16", "--sample", "--modes", "toward_zero"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0 and "toward_zero   stratified sample: 327680 pairs, 0 mismatches" in r.stdout

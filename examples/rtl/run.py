@@ -13,6 +13,10 @@ import os
 import sys
 import tempfile
 
+from numsim import get_unit
+from numsim.rtl import generate, write
+from numsim.rtl.sim import run_cocotb, run_vectors
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SOURCES = {
@@ -35,13 +39,6 @@ def main(argv=None):
     p.add_argument("--work", default=None, help="build directory (default: a temporary one)")
     args = p.parse_args(argv)
 
-    try:
-        import numsim  # noqa: F401
-    except ImportError:                       # run from a source checkout without an install
-        sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-    from numsim.rtl import generate, write
-    from numsim.rtl.sim import run_cocotb, run_vectors
-    from numsim.units import get_unit
 
     over, params = {}, {}
     if args.unit == "int4_int32":

@@ -18,7 +18,6 @@ def _fmt_num(v):
 
 def run(args):
     from ..formats import REGISTRY, get_format
-    from ..reference.formats import decode_exact, max_finite
 
     if not args.name:
         print(f"{'name':14} {'bits':>4}  {'min':>12} {'max':>12} {'min normal':>12} {'min subnorm':>12}  specials")
@@ -27,7 +26,7 @@ def run(args):
                 print(f"{name:14} {f.bits:>4}  {f.min_value:>12} {f.max_value:>12} {'-':>12} {'-':>12}  none"
                       + ("  (symmetric)" if f.symmetric else ""))
             else:
-                mx = float(max_finite(f))
+                mx = f.max_finite
                 extra = f"  radix 4, {'odd' if f.phase else 'even'} phase" if f.radix == 4 else ""
                 print(f"{name:14} {f.bits:>4}  {-mx:>12.6g} {mx:>12.6g} {f.min_normal:>12.6g} "
                       f"{f.min_subnormal:>12.6g}  {f.specials}{extra}")
@@ -48,6 +47,6 @@ def run(args):
         if fmt.kind == "int" and not fmt.valid_code(c):
             v = "(excluded)"
         else:
-            v = decode_exact(c, fmt)
+            v = fmt.exact_value(c)
         print(f"{c:0{fmt.bits}b}  {'0x' + format(c, f'0{w}X'):>{w + 2}}  {_fmt_num(v)}")
     return 0

@@ -11,10 +11,12 @@ Environment (for tests and benchmarks):
 - NUMSIM_KERNEL=<name>: force a kernel, e.g. `int_mac.exact_blas`, or a short name such as
   `mac_level` for every unit's `<unit>.mac_level`; a NumsimError when the unit has no such kernel,
   the CPU (or the cap) lacks its level, or its domain rejects the problem.
-- NUMSIM_LEVEL=python|portable|avx2|avx512|avx512_vnni: the highest ISA level used.
+- NUMSIM_LEVEL=python|portable|avx2|avx512|avx512_vnni|avx512_bf16|avx512_fp16|amx: the highest ISA
+  level used, here and by the C library's own choice of level (csrc/cpu.c reads the same variable).
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from dataclasses import dataclass
@@ -23,7 +25,17 @@ from typing import Callable
 from ..errors import NumsimError
 from .problem import Problem
 
-LEVELS = ("python", "portable", "avx2", "avx512", "avx512_vnni")
+# ISA levels in cap order: each admits the ones before it (csrc/cpu.c `level_mask` uses the same order)
+LEVELS = ("python", "portable", "avx2", "avx512", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx")
+# the CPU-feature bits (numsim._abi.CPU) each level needs
+_LEVEL_FEATURES = {
+    "avx2": ("avx2", "fma", "f16c"),
+    "avx512": ("avx512f", "avx512bw", "avx512vl"),
+    "avx512_vnni": ("avx512f", "avx512bw", "avx512vl", "avx512_vnni"),
+    "avx512_bf16": ("avx512f", "avx512bw", "avx512vl", "avx512_bf16"),
+    "avx512_fp16": ("avx512f", "avx512bw", "avx512vl", "avx512_fp16"),
+    "amx": ("amx_tile", "amx_int8"),
+}
 _MODULES = ("numsim.kernels.mac_level", "numsim.kernels.float_exact", "numsim.kernels.int_lanes",
             "numsim.kernels.fused_adder")
 
@@ -60,18 +72,24 @@ def get_kernel(name) -> Kernel:
 
 
 def cpu_levels() -> frozenset:
-    """The ISA levels this CPU has, from the C library's feature queries (the one place to re-point).
-    Not cached: the library's queries honour its own environment switches (NUMSIM_NO_SIMD, NUMSIM_NO_VNNI)."""
+    """The ISA levels usable here: the C library's CPU-feature query (cpuid, xgetbv, Linux's AMX
+    permission) capped by NUMSIM_LEVEL (read at every call: tests set it; the answer per value is cached,
+    the features being fixed for the process)."""
+    _level_cap()     # an unknown NUMSIM_LEVEL is a NumsimError, not a silent cap
+    return _levels_under(os.environ.get("NUMSIM_LEVEL") or "")
+
+
+@functools.lru_cache(maxsize=None)
+def _levels_under(cap: str) -> frozenset:
+    from .. import _abi
     from .._ffi import lib
 
+    usable = int(lib.ns_cpu_usable())
     have = {"python", "portable"}
-    int8 = int(lib.ns_int8_gemm_level())          # 2: AVX-512 VNNI, 1: AVX2
-    if int8 >= 1:
-        have.add("avx2")
-    if int(lib.ns_hw_simd_level()) >= 2 and int8 >= 1:    # AVX-512F (NUMSIM_NO_SIMD clears int8 too)
-        have.add("avx512")
-    if int8 >= 2:
-        have.add("avx512_vnni")
+    for level, feats in _LEVEL_FEATURES.items():
+        need = sum(_abi.CPU[f] for f in feats)
+        if usable & need == need:
+            have.add(level)
     return frozenset(have)
 
 

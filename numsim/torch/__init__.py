@@ -1,8 +1,17 @@
-"""PyTorch training backend: Linear and Conv2d layers whose three GEMMs run through numsim's units.
+"""PyTorch training backend: every GEMM of a model through numsim's units.
 
     import numsim.torch as nt
     model = nt.convert(model, "tpr4")          # or a dict, or a path to a TOML file
     ... train as usual: forward, loss.backward(), optimizer.step()
+
+    with nt.simulate(model, "ops_int8") as report:   # op level: F.linear, matmul / @, bmm, baddbmm,
+        loss = loss_fn(model(x), y)                  # addmm, mm, F.conv2d, scaled_dot_product_attention,
+    loss.backward()                                  # nn.MultiheadAttention's GEMMs (numsim.torch.ops)
+
+Two levels: module-level layer modes (below: `convert` swaps nn.Linear / nn.Conv2d) and op-level
+GEMM specs (a recipe's "ops" section: a unit per GEMM by op kind, module path and role, see
+numsim.torch.recipes.OP_RECIPES and docs/training.md), which a TorchFunctionMode applies to every
+intercepted op; `convert` with a recipe that has "ops" does both.
 
 Layer modes (a recipe picks one per layer, see `RECIPES` and docs/training.md):
 
@@ -34,13 +43,17 @@ dL/dW(float) = dL/dW(quantized) (SAWB and the int quantizers pass the gradient u
 dL/dx = dL/dx_q where 0 <= x < alpha else 0 and dL/dalpha = the sum of dL/dx_q where x >= alpha
 (numsim.quant.pact.pact_backward). The bias is added, and its gradient summed, by torch in float.
 
-Modules: recipes (which layer runs which numerics; plain dicts), numerics (the forward and backward
-of a quantized layer on numpy arrays: the gradient quantizers, TPR, the per-backward stats) and
-adapter (the torch side: autograd function, QuantLinear / QuantConv2d, convert, set_num_threads).
+Modules: recipes (which layer / GEMM runs which numerics; plain dicts), numerics (the forward and
+backward of a quantized layer and of one op-level GEMM on numpy arrays: the operand and gradient
+quantizers, TPR, the per-backward stats), adapter (the torch side of layers: autograd function,
+QuantLinear / QuantConv2d, convert, set_num_threads), ops (op-level interception: the mode, its
+autograd functions, simulate, the Report) and lm (a small transformer LM and an offline corpus).
 torch is imported only when a torch-facing name is used: `import numsim` never needs it.
 """
 from .adapter import convert, layer_configs, set_num_threads
-from .recipes import GRAD_QUANTIZERS, MODE_DEFAULTS, MODES, RECIPES, load_recipe
+from .ops import Report, UnsimulatedGemmWarning, simulate
+from .recipes import (GEMM_PRESETS, GRAD_QUANTIZERS, MODE_DEFAULTS, MODES, OP_KINDS, OP_RECIPES, OP_ROLES, RECIPES,
+                      load_recipe)
 
 _LAZY = ("NumsimConvFunction", "QuantLinear", "QuantConv2d")
 
@@ -55,4 +68,5 @@ def __getattr__(name):
 
 
 __all__ = ["RECIPES", "MODE_DEFAULTS", "MODES", "GRAD_QUANTIZERS", "load_recipe", "convert", "layer_configs",
-           "set_num_threads", "QuantLinear", "QuantConv2d", "NumsimConvFunction"]
+           "set_num_threads", "QuantLinear", "QuantConv2d", "NumsimConvFunction", "simulate", "Report",
+           "UnsimulatedGemmWarning", "OP_RECIPES", "OP_KINDS", "OP_ROLES", "GEMM_PRESETS"]

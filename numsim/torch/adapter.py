@@ -8,13 +8,14 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import warnings
 
 import numpy as np
 
 from ..errors import NumsimError, bad
 from ..gemm import ConvGeometry
 from .numerics import int_backward, int_forward, step_seed, tpr_backward, tpr_forward
-from .recipes import _layer_config, load_recipe
+from .recipes import OVERRIDE_KEYS, _layer_config, load_recipe
 
 # ---- threads -------------------------------------------------------------------------------------
 # The one process-wide setting of the adapter, kept because it is documented (`nt.set_num_threads`) and
@@ -31,6 +32,9 @@ def set_num_threads(n):
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64):
         raise bad("n", "None or an integer in [1, 64]", repr(n))
     _THREADS_OVERRIDE[0] = n
+    from .ops import _THREADS
+
+    _THREADS[0] = n
 
 
 # ---- torch side ------------------------------------------------------------------------------------
@@ -44,16 +48,11 @@ def _torch():
 
 
 def _to_numpy(t, arg):
-    """A float CPU torch tensor as a numpy array through DLPack (no copy)."""
-    torch = _torch()
-    if not isinstance(t, torch.Tensor):
-        raise bad(arg, "a torch.Tensor", type(t).__name__)
-    if t.device.type != "cpu":
-        raise NumsimError(f"{arg}: a {t.device.type} tensor; numsim has no GPU backend, it runs on the CPU "
-                          f"(move the model and data with .cpu())")
-    if t.dtype not in (torch.float32, torch.float64):
-        raise bad(arg, "a float32 or float64 tensor", f"dtype {t.dtype}")
-    return np.from_dlpack(t.detach())
+    """A float CPU torch tensor as a numpy array through DLPack (no copy; float16 / bfloat16, which
+    numpy lacks or numsim's quantizers do not take, widened to float32, exactly)."""
+    from .ops import _float_np
+
+    return _float_np(t, arg)
 
 
 def _to_torch(a, like):
@@ -68,7 +67,8 @@ class _LayerCore:
     def __init__(self, cfg, layer_index):
         self.cfg = cfg
         self.layer_index = int(layer_index)
-        self.step = 0
+        self.step = 0       # backward passes (keys the stochastic-rounding seeds)
+        self.calls = 0      # forward passes
         self.stats = {}
 
     def seed_for_step(self):
@@ -106,12 +106,13 @@ def _build():
                 a = None
                 y, saved = int_forward(xn, wn, geom, core.cfg, nthreads)
             ctx.core, ctx.geom, ctx.saved, ctx.alpha = core, geom, saved, a
-            ctx.save_for_backward(x)
+            ctx.save_for_backward(x, weight, alpha if alpha is not None else torch.empty(0))
+            core.calls += 1
             return _to_torch(y, x)
 
         @staticmethod
         def backward(ctx, gy):
-            (x,) = ctx.saved_tensors
+            x, weight, alpha = ctx.saved_tensors
             core, geom = ctx.core, ctx.geom
             gn = _to_numpy(gy.contiguous(), "grad_output")
             need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -127,8 +128,8 @@ def _build():
                 dx, dw, stats = int_backward(ctx.saved, gn, geom, core.cfg, seed, need_dx, need_dw, nthreads)
             core.stats = stats
             gx = _to_torch(dx, x) if need_dx and dx is not None else None
-            gw = _to_torch(dw, x) if need_dw else None
-            ga = torch.tensor([dalpha], dtype=x.dtype) if need_alpha and dalpha is not None else None
+            gw = _to_torch(dw, weight) if need_dw else None
+            ga = torch.tensor([dalpha], dtype=alpha.dtype) if need_alpha and dalpha is not None else None
             return gx, gw, ga, None, None
 
     class _QuantBase(nn.Module):
@@ -185,7 +186,7 @@ def _build():
             w4 = self.weight.reshape(self.out_features, self.in_features, 1, 1)
             y = NumsimConvFunction.apply(x4, w4, self.alpha, self._core, ((1, 1), (0, 0), (1, 1), 1))
             y = y.reshape(*lead, self.out_features)
-            return y + self.bias if self.bias is not None else y
+            return y + self.bias.to(y.dtype) if self.bias is not None else y
 
         def extra_repr(self):
             return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -230,7 +231,7 @@ def _build():
             if x.dim() != 4 or x.shape[1] != self.in_channels:
                 raise bad("input", f"an (N, {self.in_channels}, H, W) tensor", f"shape {tuple(x.shape)}")
             y = self._apply_conv(x, (tuple(self.stride), tuple(self.padding), tuple(self.dilation), self.groups))
-            return y + self.bias.reshape(1, -1, 1, 1) if self.bias is not None else y
+            return y + self.bias.to(y.dtype).reshape(1, -1, 1, 1) if self.bias is not None else y
 
         def extra_repr(self):
             return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -262,8 +263,14 @@ def layer_configs(model, recipe) -> dict:
         raise bad("model", "a torch.nn.Module", type(model).__name__)
     r = load_recipe(recipe)
     floats = {n for n, spec in r["layers"].items() if spec["mode"] == "float"}
+    # nn.MultiheadAttention calls F.linear on out_proj.weight, never out_proj itself: swapping the
+    # module would claim a quantized layer that never runs (its GEMMs are op-level: recipe "ops")
+    mha_out = {f"{n}.out_proj" if n else "out_proj" for n, m in model.named_modules()
+               if isinstance(m, nn.MultiheadAttention)}
     mods = []
     for name, mod in model.named_modules():
+        if name in mha_out:
+            continue
         if name in floats and not isinstance(mod, (nn.Linear, nn.Conv2d)):
             continue
         if any(name.startswith(f + ".") for f in floats):
@@ -303,19 +310,52 @@ def layer_configs(model, recipe) -> dict:
     return out
 
 
+def _warn_layers(model, r, plan, nn):
+    """convert's warnings: a recipe that quantizes something but leaves GEMM layers float, and modules
+    whose GEMMs module-level conversion cannot reach (attention) when there is no "ops" section."""
+    from .ops import UnsimulatedGemmWarning
+
+    asks = any(c["mode"] != "float" for k, c in r.items() if k in ("default",) + OVERRIDE_KEYS) or \
+        any(c["mode"] != "float" for c in r["layers"].values())
+    if not asks:
+        return   # a float recipe (e.g. 'float32', the baseline) asks for no simulation
+    name = r["name"]
+    floats = [n or "<root>" for n, (_, c) in plan.items() if c["mode"] == "float"]
+    if plan and len(floats) == len(plan):
+        warnings.warn(f"numsim.torch.convert: recipe '{name}' quantizes none of the model's {len(plan)} Linear/Conv2d "
+                      f"layers ({', '.join(floats)}): every GEMM runs in float", UnsimulatedGemmWarning, stacklevel=3)
+    elif floats:
+        warnings.warn(f"numsim.torch.convert: recipe '{name}' leaves {len(floats)} of {len(plan)} Linear/Conv2d layers "
+                      f"in float: {', '.join(floats)}", UnsimulatedGemmWarning, stacklevel=3)
+    if r["ops"] is None:
+        att = [n or "<root>" for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+        if att:
+            warnings.warn(f"numsim.torch.convert: nn.MultiheadAttention {', '.join(att)} runs in float under a "
+                          f"module-level recipe; add an 'ops' section (or use numsim.torch.simulate) to simulate "
+                          f"its GEMMs", UnsimulatedGemmWarning, stacklevel=3)
+
+
 def convert(model, recipe="tpr4", inplace=False):
     """Swap every nn.Linear / nn.Conv2d in `model` for QuantLinear / QuantConv2d per `recipe`
-    (a name in RECIPES, a dict, or a TOML path); 'float' layers stay as they are. Returns the model
-    (a deep copy unless inplace=True). Layer i of the converted list gets layer_index i, which keys
-    its stochastic-rounding seeds."""
+    (a name in RECIPES or OP_RECIPES, a dict, or a TOML path); 'float' layers stay as they are. A
+    recipe with an "ops" section also routes every other intercepted GEMM of the model's forward
+    (F.linear, matmul, bmm, attention, F.conv2d, ...) through numsim (numsim.torch.ops). Returns the
+    model (a deep copy unless inplace=True) with `numsim_report` (numsim.torch.ops.Report). Layer i of
+    the converted list gets layer_index i, which keys its stochastic-rounding seeds. Warns
+    (UnsimulatedGemmWarning) when the recipe leaves GEMM layers float."""
+    from .ops import Report, attach
+
     torch = _torch()
     nn = torch.nn
     if not isinstance(model, nn.Module):
         raise bad("model", "a torch.nn.Module", type(model).__name__)
+    r = load_recipe(recipe)
     plan = layer_configs(model, recipe)
+    _warn_layers(model, r, plan, nn)
     if not inplace:
         model = copy.deepcopy(model)
     lib = _build()
+    report = Report()
     for i, (name, (kind, cfg)) in enumerate(plan.items()):
         if cfg["mode"] == "float":
             continue
@@ -323,9 +363,33 @@ def convert(model, recipe="tpr4", inplace=False):
         cls = lib["QuantLinear"] if kind == "linear" else lib["QuantConv2d"]
         q = cls.from_float(mod, cfg, layer_index=i)
         q.train(mod.training)
+        report.layers.append(functools.partial(_layer_rows, name, kind, q))
         if not name:
-            return q
+            model = q
+            break
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, q)
+    if r["ops"] is not None:
+        attach(model, recipe, report)
+    model.numsim_report = report
     return model
+
+
+def _layer_rows(name, kind, q):
+    """The report rows of a module-level converted layer: its three GEMMs, units and call counts."""
+    cfg = q.numsim_cfg
+    if cfg["mode"] == "tpr":
+        units = ("int4_int32(uint4 x int4 -> int32)", "int4_fp4r4_fp16(even)",
+                 "int4_fp4r4_fp16(odd)" if cfg["phases"] == 2 else "int4_fp4r4_fp16(even)")
+    else:
+        b = cfg["fwd_bits"]
+        gq = cfg["grad_quantizer"]
+        units = (f"int4_int32(int{b} x int{b} -> int32)", f"int4_int32({gq} {cfg['grad_bits']}b grads)",
+                 {"shift": "int4_int32_sample_shift", "bhq": "float64 (BHQ dL/dW has no integer form)"}.get(
+                     gq, f"int4_int32({gq} {cfg['grad_bits']}b grads)"))
+    core = q._core
+    return [{"path": name, "kind": kind + f" ({cfg['mode']} layer)", "role": role, "unit": u,
+             "calls": core.calls if role == "weight" else core.step,
+             "simulated": not u.startswith("float64")}
+            for role, u in zip(("weight", "grad_input", "grad_weight"), units)]

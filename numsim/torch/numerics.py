@@ -213,3 +213,138 @@ def int_backward(saved, gy, geom, cfg, seed, need_dx=True, need_dw=True, nthread
                 parts.append((decode(b, xq.fmt) * xq.scale).T @ bhq_g[len(parts)])
         dw = conv2d_grad_weight_gather(parts, g)
     return dx, dw, stats
+
+
+# ---- op-level GEMMs (numsim.torch.simulate): any unit with integer or radix-2 float operands ----------
+
+def gemm_unit(spec, a_fmt=None, b_fmt=None):
+    """The unit of a gemm spec, its operand formats replaced by the quantized operands' (an integer
+    operand's symmetric format) and its product widening wide enough for them."""
+    over = {k: v for k, v in spec.items() if k != "unit"}
+    if a_fmt is not None:
+        over["a_fmt"], over["b_fmt"] = a_fmt, b_fmt
+        base = _unit(spec["unit"], **{k: v for k, v in spec.items() if k not in ("unit", "a_fmt", "b_fmt")})
+        if hasattr(base, "widen_bits") and "widen_bits" not in spec:
+            over["widen_bits"] = 16 if a_fmt.bits + b_fmt.bits <= 16 else 32
+    return _unit(spec["unit"], **over)
+
+
+def _scale_target(fmt, k, acc_fmt):
+    """The largest magnitude a float operand is scaled to (None for integer formats): the format's
+    largest finite value and, for a float accumulator, sqrt(acc_max / k)."""
+    from ..formats import FloatFormat
+
+    if not isinstance(fmt, FloatFormat):
+        return None
+    target = float(fmt.max_finite)
+    if isinstance(acc_fmt, FloatFormat):
+        target = min(target, float(np.sqrt(float(acc_fmt.max_finite) / k)))
+    return target
+
+
+def quantize_operand(x, fmt, k, acc_fmt, grad=False, seed=0):
+    """One GEMM operand (float array) as a per-tensor QTensor of `fmt` (the unit's operand format).
+
+    Integer formats: symmetric, step = max|x| / (2^(b-1) - 1); round to nearest even (sym_quantize),
+    or, for a gradient (grad=True), stochastic rounding keyed by `seed` (numsim.quant.ptq).
+    Float formats: x / 2^e rounded to nearest even, saturating, with the smallest power-of-two scale
+    2^e that puts max|x| at or below the format's largest finite value and, for a float accumulator,
+    at or below sqrt(acc_max / k), so that no sum of k products of the scaled operands can overflow it.
+    Nearest rounding with a per-tensor scale commutes with transposition: Q(x^T) = Q(x)^T.
+    """
+    from ..quant.ptq import ptq
+
+    a = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise NumsimError(f"operand: {_count_nonfinite(a)} non-finite values reach a simulated GEMM "
+                          f"(numsim's quantizers take finite tensors)")
+    target = _scale_target(fmt, k, acc_fmt)
+    if target is None:
+        return ptq(a, fmt.bits, seed=seed) if grad else sym_quantize(a, fmt.bits)
+    amax = float(np.max(np.abs(a))) if a.size else 0.0
+    e = int(np.ceil(np.log2(amax / target))) if amax > 0 else 0
+    scale = float(np.ldexp(1.0, e))
+    return QTensor(encode(np.ldexp(a, -e), fmt, rounding="nearest_even", overflow="saturate"), fmt, scale)
+
+
+def _quantize_memo(memo, name, x, swap, fmt, k, acc_fmt, grad, seed):
+    """quantize_operand(swapaxes(x) if swap else x), reusing an earlier quantization of the same
+    tensor `name` under the same rule (format, scale target, gradient seed) from `memo`: the
+    backward GEMMs reuse the forward's codes and one quantized dL/dY, as the hardware would."""
+    key = (name, fmt, _scale_target(fmt, k, acc_fmt), grad, seed if grad else None)
+    q = memo.get(key) if memo is not None else None
+    if q is None:
+        q = quantize_operand(x, fmt, k, acc_fmt, grad, seed)
+        if memo is not None:
+            memo[key] = q
+    return QTensor(np.swapaxes(q.codes, -1, -2), q.fmt, q.scale) if swap else q
+
+
+def _gemm_check(values, what):
+    bad_n = _count_nonfinite(values)
+    if bad_n:
+        raise NumsimError(f"{what}: the accumulator overflowed in {bad_n} outputs (non-finite results)")
+    return values
+
+
+def op_gemm(a, b, spec, grad_side=None, seed=0, nthreads=None, what="gemm", memo=None, names=("a", "b"),
+            swap=(False, False)):
+    """A (..., M, K) @ B (..., K, N) through the spec's unit, A = swapaxes(a) if swap[0] else a (B
+    likewise): each operand quantized per tensor by `quantize_operand` (grad_side 'a' / 'b' marks the
+    gradient operand), reusing `memo` entries keyed by `names`; spec None: float64.
+    Returns (float64 values, the unit or None)."""
+    if spec is None:
+        fa = np.swapaxes(a, -1, -2) if swap[0] else a
+        fb = np.swapaxes(b, -1, -2) if swap[1] else b
+        return np.matmul(np.asarray(fa, np.float64), np.asarray(fb, np.float64)), None
+    unit0 = gemm_unit(spec)
+    acc = unit0.acc_fmt
+    k = a.shape[-2] if swap[0] else a.shape[-1]
+    qa = _quantize_memo(memo, names[0], a, swap[0], unit0.a_fmt, k, acc, grad_side == "a", seed)
+    qb = _quantize_memo(memo, names[1], b, swap[1], unit0.b_fmt, k, acc, grad_side == "b", seed)
+    unit = gemm_unit(spec, qa.fmt, qb.fmt)
+    r = matmul(qa, qb, unit, nthreads=nthreads)
+    return _gemm_check(np.asarray(r.values), what), unit
+
+
+def op_conv2d_forward(x, w, geom, spec, nthreads=None, memo=None):
+    """Y = conv2d(X, W) through the spec's unit (X the unit's a operand). (values, unit)."""
+    unit0 = gemm_unit(spec)
+    k = geom.cg * geom.kh * geom.kw
+    qx = _quantize_memo(memo, "x", x, False, unit0.a_fmt, k, unit0.acc_fmt, False, 0)
+    qw = _quantize_memo(memo, "w", w, False, unit0.b_fmt, k, unit0.acc_fmt, False, 0)
+    unit = gemm_unit(spec, qx.fmt, qw.fmt)
+    r = _ns_conv2d(qx, qw, unit, stride=geom.stride, padding=geom.padding, dilation=geom.dilation,
+                   groups=geom.groups, nthreads=nthreads)
+    return _gemm_check(np.asarray(r.values), "conv2d"), unit
+
+
+def op_conv2d_backward(x, w, gy, geom, spec_dx, spec_dw, seed, nthreads=None, memo=None):
+    """(dL/dX, dL/dW, unit_dx, unit_dw) of a conv2d op in numsim.gemm's backward layouts (the same
+    GEMMs as the module-level 'int' mode with PTQ): dL/dX^T = flipped W x patches(dL/dY) (a = the
+    weight), dL/dW^T = dL/dY^T x im2col(X) (a = the gradient). A None spec skips that GEMM (None out)."""
+    g = geom
+    dx = dw = udx = udw = None
+    if spec_dx is not None:
+        kdx = g.og * g.kh * g.kw
+        u0 = gemm_unit(spec_dx)
+        qw = _quantize_memo(memo, "w", w, False, u0.a_fmt, kdx, u0.acc_fmt, False, 0)
+        qg = _quantize_memo(memo, "g", gy, False, u0.b_fmt, kdx, u0.acc_fmt, True, seed)
+        udx = gemm_unit(spec_dx, qw.fmt, qg.fmt)
+        parts = []
+        for a, b in zip(conv2d_grad_input_kernel(qw.codes, g), conv2d_grad_input_patches(qg.codes, qg.fmt, g)):
+            r = matmul(QTensor(a, qw.fmt, qw.scale), QTensor(b, qg.fmt, qg.scale), udx, nthreads=nthreads)
+            parts.append(_gemm_check(np.asarray(r.values), "conv2d dL/dX"))
+        dx = conv2d_grad_input_gather(parts, g)
+    if spec_dw is not None:
+        kdw = g.n * g.oh * g.ow
+        u0 = gemm_unit(spec_dw)
+        qg = _quantize_memo(memo, "g", gy, False, u0.a_fmt, kdw, u0.acc_fmt, True, seed)
+        qx = _quantize_memo(memo, "x", x, False, u0.b_fmt, kdw, u0.acc_fmt, False, 0)
+        udw = gemm_unit(spec_dw, qg.fmt, qx.fmt)
+        parts = []
+        for a, b in zip(conv2d_grad_weight_grads(qg.codes, g), conv2d_grad_weight_patches(qx.codes, qx.fmt, g)):
+            r = matmul(QTensor(a.T, qg.fmt, qg.scale), QTensor(b.T, qx.fmt, qx.scale), udw, nthreads=nthreads)
+            parts.append(_gemm_check(np.asarray(r.values), "conv2d dL/dW").T)
+        dw = conv2d_grad_weight_gather(parts, g)
+    return dx, dw, udx, udw
