@@ -11,4 +11,5 @@
 #include "ns_hw.h"
 #include "ns_dpi.h"
 #include "ns_verify.h"
+#include "ns_fmachain.h"
 #endif
