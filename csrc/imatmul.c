@@ -287,45 +287,46 @@ int32_t ns_imatmul(const uint8_t *a, int32_t a_bits, const int32_t *a_val, const
     if (nthreads > 64) nthreads = 64;
     im_job *jobs = (im_job *)calloc((size_t)nthreads, sizeof(im_job));
     int32_t st = NS_OK;
-    if (!bp || !jobs || (p.vnni_mode == 1 && !col_corr)) { st = NS_ERR_ARG; goto done; }
-    p.b_packed = bp;
-    p.col_corr = col_corr;
+    if (!bp || !jobs || (p.vnni_mode == 1 && !col_corr)) st = NS_ERR_ARG;
+    else {
+        p.b_packed = bp;
+        p.col_corr = col_corr;
 
-    im_job base;
-    memset(&base, 0, sizeof base);
-    base.p = &p; base.a = a; base.b = b; base.a_val = a_val; base.b_val = b_val; base.a_shift = a_shift;
-    base.b_shift = b_shift; base.c = c; base.out = out; base.values = values; base.col_corr = col_corr;
-    const uint8_t xa = p.vnni_mode == 1 ? 0x80 : 0, xb = p.vnni_mode == 2 ? 0x80 : 0;
-    for (int i = 0; i < 256; i++) base.lut_a[i] = (uint8_t)(((uint32_t)a_val[i] & 0xFF) ^ xa);
-    /* vector lane rules: codes < 16 by a 16-entry table; 8-bit codes whose lane byte is code + offset */
-    base.a_off = (uint8_t)(base.lut_a[0]);
-    base.b_off = (uint8_t)((((uint32_t)b_val[0]) & 0xFF) ^ xb);
-    int a_add = 1, b_add = 1;
-    for (int i = 0; i < 256; i++) {
-        a_add &= base.lut_a[i] == (uint8_t)(i + base.a_off);
-        b_add &= (uint8_t)((((uint32_t)b_val[i]) & 0xFF) ^ xb) == (uint8_t)(i + base.b_off);
+        im_job base;
+        memset(&base, 0, sizeof base);
+        base.p = &p; base.a = a; base.b = b; base.a_val = a_val; base.b_val = b_val; base.a_shift = a_shift;
+        base.b_shift = b_shift; base.c = c; base.out = out; base.values = values; base.col_corr = col_corr;
+        const uint8_t xa = p.vnni_mode == 1 ? 0x80 : 0, xb = p.vnni_mode == 2 ? 0x80 : 0;
+        for (int i = 0; i < 256; i++) base.lut_a[i] = (uint8_t)(((uint32_t)a_val[i] & 0xFF) ^ xa);
+        /* vector lane rules: codes < 16 by a 16-entry table; 8-bit codes whose lane byte is code + offset */
+        base.a_off = (uint8_t)(base.lut_a[0]);
+        base.b_off = (uint8_t)((((uint32_t)b_val[0]) & 0xFF) ^ xb);
+        int a_add = 1, b_add = 1;
+        for (int i = 0; i < 256; i++) {
+            a_add &= base.lut_a[i] == (uint8_t)(i + base.a_off);
+            b_add &= (uint8_t)((((uint32_t)b_val[i]) & 0xFF) ^ xb) == (uint8_t)(i + base.b_off);
+        }
+        base.a_vec = a_bits <= 4 ? 1 : a_add ? 2 : 0;
+        base.b_vec = b_bits <= 4 ? 1 : (!b_shift && b_add) ? 2 : 0;
+        for (int i = 0; i < 16; i++) {
+            base.a_lut16[i] = base.lut_a[i];
+            for (int sh = 0; sh < 8; sh++)
+                base.b_lut16[sh][i] = (uint8_t)((((uint64_t)((int64_t)b_val[i] * ((int64_t)1 << sh))) & 0xFF) ^ xb);
+        }
+
+        /* packing b: threads over its 16-column panels */
+        const int64_t panels = p.Np / 16;
+        const int32_t npk = (int64_t)nthreads < panels ? nthreads : (int32_t)panels;
+        for (int32_t i = 0; i < npk; i++) { jobs[i] = base; jobs[i].lo = panels * i / npk; jobs[i].hi = panels * (i + 1) / npk; }
+        run_jobs(pack_task, jobs, npk);
+
+        /* the product: threads over 32 x 32 output blocks, row-block major (a thread packs each a block once) */
+        const int64_t blocks = ((M + IM_BLK - 1) / IM_BLK) * (p.Np / IM_BLK);
+        const int32_t nt = (int64_t)nthreads < blocks ? nthreads : (int32_t)blocks;
+        for (int32_t i = 0; i < nt; i++) { jobs[i] = base; jobs[i].lo = blocks * i / nt; jobs[i].hi = blocks * (i + 1) / nt; }
+        run_jobs(block_task, jobs, nt);
+        for (int32_t i = 0; i < nt; i++) if (jobs[i].status) st = jobs[i].status;
     }
-    base.a_vec = a_bits <= 4 ? 1 : a_add ? 2 : 0;
-    base.b_vec = b_bits <= 4 ? 1 : (!b_shift && b_add) ? 2 : 0;
-    for (int i = 0; i < 16; i++) {
-        base.a_lut16[i] = base.lut_a[i];
-        for (int sh = 0; sh < 8; sh++)
-            base.b_lut16[sh][i] = (uint8_t)((((uint64_t)((int64_t)b_val[i] * ((int64_t)1 << sh))) & 0xFF) ^ xb);
-    }
-
-    /* packing b: threads over its 16-column panels */
-    const int64_t panels = p.Np / 16;
-    const int32_t npk = (int64_t)nthreads < panels ? nthreads : (int32_t)panels;
-    for (int32_t i = 0; i < npk; i++) { jobs[i] = base; jobs[i].lo = panels * i / npk; jobs[i].hi = panels * (i + 1) / npk; }
-    run_jobs(pack_task, jobs, npk);
-
-    /* the product: threads over 32 x 32 output blocks, row-block major (a thread packs each a block once) */
-    const int64_t blocks = ((M + IM_BLK - 1) / IM_BLK) * (p.Np / IM_BLK);
-    const int32_t nt = (int64_t)nthreads < blocks ? nthreads : (int32_t)blocks;
-    for (int32_t i = 0; i < nt; i++) { jobs[i] = base; jobs[i].lo = blocks * i / nt; jobs[i].hi = blocks * (i + 1) / nt; }
-    run_jobs(block_task, jobs, nt);
-    for (int32_t i = 0; i < nt; i++) if (jobs[i].status) st = jobs[i].status;
-done:
     free(bp); free(col_corr); free(jobs);
     return st;
 }

@@ -110,7 +110,8 @@ def _level_reason(level):
 # ---- the C call -------------------------------------------------------------------------------------
 
 def _imatmul(a, a_fmt, a_shift, b, b_fmt, b_shift, c32, level, nthreads):
-    """(out int32 (M, N), values float64 (M, N)) of ns_imatmul."""
+    """(out int32 (M, N), values float64 (M, N)) of ns_imatmul; a_fmt / b_fmt: an integer format, or
+    (bits, 256-entry int32 table) for lanes that are not a format's codes."""
     M, K = a.shape
     N = b.shape[1]
     # one allocation for both results: glibc then keeps the memory for later calls instead of
@@ -118,10 +119,10 @@ def _imatmul(a, a_fmt, a_shift, b, b_fmt, b_shift, c32, level, nthreads):
     buf = np.empty(M * N * 12, dtype=np.uint8)
     vals = buf[:M * N * 8].view(np.float64).reshape(M, N)
     out = buf[M * N * 8:].view(np.int32).reshape(M, N)
-    at, bt = _table(a_fmt)[0], _table(b_fmt)[0]
-    st = lib.ns_imatmul(cptr("uint8_t *", a), a_fmt.bits, cptr("int32_t *", at),
+    (a_bits, at), (b_bits, bt) = (f if isinstance(f, tuple) else (f.bits, _table(f)[0]) for f in (a_fmt, b_fmt))
+    st = lib.ns_imatmul(cptr("uint8_t *", a), a_bits, cptr("int32_t *", at),
                         ffi.NULL if a_shift is None else cptr("int32_t *", a_shift),
-                        cptr("uint8_t *", b), b_fmt.bits, cptr("int32_t *", bt),
+                        cptr("uint8_t *", b), b_bits, cptr("int32_t *", bt),
                         ffi.NULL if b_shift is None else cptr("int32_t *", b_shift),
                         M, K, N, ffi.NULL if c32 is None else cptr("int32_t *", c32),
                         cptr("int32_t *", out), cptr("double *", vals), int(nthreads), LEVELS[level])
@@ -310,7 +311,70 @@ def _sample_shift_plan(unit, problem):
         return plan
     if unit.grouping == "per_shift":
         return _groups_plan(unit, problem, s)
-    return "right shifts per sample round every term (not a bilinear sum): left to the MAC-level path"
+    return _one_hot_plan(unit, problem, s)
+
+
+_S8 = np.arange(256).astype(np.uint8).view(np.int8).astype(np.int32)    # a byte read as int8
+_S8.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=16)
+def _term_tables(unit):
+    """T[s][x][y]: the per-sample unit's term for codes x, y at shift s (its own step from a zero
+    accumulator: the widened product shifted right by s and rounded), for 4-bit operand codes."""
+    na, nb = 2**unit.a_fmt.bits, 2**unit.b_fmt.bits
+    t = np.zeros((unit.max_shift + 1, na, nb), dtype=np.int64)
+    for v in range(unit.max_shift + 1):
+        for x in range(na):
+            for y in range(nb):
+                code = unit.step(0, x, y, sample_shift=v)
+                t[v, x, y] = code - (1 << unit.acc_bits) if code >> (unit.acc_bits - 1) else code
+    t.flags.writeable = False
+    return t
+
+
+def _one_hot_plan(unit, problem, s):
+    """Right shifts per sample: out = c + sum_k T[s_k][a_mk][b_kn], a sum of table terms. Samples with
+    s = 0 are plain products; the others become 2^bits one-hot lanes [a_mk == u] against T[s_k][u][b_kn]."""
+    if unit.a_fmt.bits > 4 or unit.b_fmt.bits > 4:
+        return "right shifts per sample: operands wider than 4 bits (one-hot lanes would be too many)"
+    a = _codes8(problem.a, unit.a_fmt, "a_codes")
+    if isinstance(a, str):
+        return a
+    b = _codes8(problem.b, unit.b_fmt, "b_codes")
+    if isinstance(b, str):
+        return b
+    M, K = a.shape
+    if b.shape[0] != K or K == 0:
+        return "K mismatch or K = 0 (the MAC-level path handles it)"
+    N = b.shape[1]
+    c32 = _acc_values(problem.c, unit.acc_fmt, M, N)
+    if isinstance(c32, str):
+        return c32
+    _, alo, ahi = _table(unit.a_fmt)
+    _, blo, bhi = _table(unit.b_fmt)
+    if max(-alo, ahi) * max(-blo, bhi) > 2 ** (unit.widen_bits - 1) - 1:
+        return "a widened product could overflow its register"
+    T = _term_tables(unit)
+    tmax = np.abs(T).reshape(T.shape[0], -1).max(axis=1)
+    if int(tmax.max()) > 127:
+        return "a term leaves the int8 lanes"
+    if _absmax_i32(c32) + int(tmax[s].sum()) > 2 ** (unit.acc_bits - 1) - 1:
+        return ("the bound |c| + sum_k max|term(s_k)| <= 2^(acc_bits-1) - 1 fails: the accumulator could wrap "
+                "or saturate")
+    k0 = np.nonzero(s == 0)[0]
+    k1 = np.nonzero(s != 0)[0]
+    na = 2**unit.a_fmt.bits
+    at, bt = _table(unit.a_fmt)[0], _table(unit.b_fmt)[0]
+    a_parts = [at[a[:, k0]].astype(np.int8)]
+    b_parts = [bt[b[k0, :]].astype(np.int8)]
+    if k1.size:
+        a_parts.append((a[:, k1][:, :, None] == np.arange(na, dtype=np.uint8)).reshape(M, -1).astype(np.int8))
+        b_parts.append(T[s[k1][:, None, None], np.arange(na)[None, :, None], b[k1][:, None, :]]
+                       .reshape(-1, N).astype(np.int8))
+    a8 = np.ascontiguousarray(np.concatenate(a_parts, axis=1)).view(np.uint8)
+    b8 = np.ascontiguousarray(np.concatenate(b_parts, axis=0)).view(np.uint8)
+    return dict(a=a8, b=b8, a_shift=None, b_shift=None, c32=c32, a_fmt=(8, _S8), b_fmt=(8, _S8))
 
 
 def _groups_plan(unit, problem, s):
@@ -360,8 +424,8 @@ def _sample_shift_run(level):
             raise NumsimError(f"{unit.name}: outside this kernel's domain: {plan}")
         nt = _threads(problem)
         if "groups" not in plan:
-            out, vals = _imatmul(plan["a"], unit.a_fmt, plan["a_shift"], plan["b"], unit.b_fmt, plan["b_shift"],
-                                 plan["c32"], level, nt)
+            out, vals = _imatmul(plan["a"], plan.get("a_fmt", unit.a_fmt), plan["a_shift"], plan["b"],
+                                 plan.get("b_fmt", unit.b_fmt), plan["b_shift"], plan["c32"], level, nt)
             return _finish_int(unit, out, vals, level)
         M, N = plan["M"], plan["N"]
         g = np.zeros((unit.max_shift + 1, M, N), dtype=np.int32)
@@ -397,7 +461,10 @@ _SAMPLE_SHIFT_PROOF = (
     "2^(acc_bits-1) - 1 (a GEMM over those samples), and the final summation runs the unit's own rule "
     "(ns_sample_shift_finish: the shift, its rounding and overflow policy, the accumulator add) on those exact "
     "groups in the unit's order, counting its events exactly as the MAC-level path does. Right shifts per sample "
-    "round every term: not covered. Test: tests/test_kernels_intfast.py::test_sample_shift_matches_mac_level.")
+    "round every term: the result is c + sum_k T[s_k][a_mk][b_kn] with T the unit's own term (its step from a zero "
+    "accumulator) for every code pair; samples with s = 0 are plain products, the others 2^bits one-hot lanes "
+    "[a_mk == u] against T[s_k][u][b_kn] (4-bit operands, |T| <= 127), all int8 lanes; under |c| + sum_k max|T[s_k]| "
+    "<= 2^(acc_bits-1) - 1 no partial sum leaves the accumulator (0 events by proof) and the residue is the value. Test: tests/test_kernels_intfast.py::test_sample_shift_matches_mac_level.")
 
 
 # ---- IntMMAUnit (h100_imma_s8 / s4, wrap and saturate) -----------------------------------------------------
