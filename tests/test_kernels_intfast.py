@@ -265,3 +265,26 @@ def test_requant_levels_match_the_scalar_rule(stage, seed):
     for lvl in (0, 1) if lib.ns_imatmul_has_level(1) else (0,):
         for n in (len(codes), 1, 15, 17):     # vector tails
             assert np.array_equal(X.requant_int8(stage, codes[:n], lvl), want[:n]), (lvl, n)
+
+
+@pytest.mark.parametrize("preset,family", [("int4_int32", "int_mac"), ("h100_imma_s8", "imma"),
+                                           ("int4_int32_sample_shift", "sample_shift")])
+@pytest.mark.parametrize("shape", [(0, 5, 3), (3, 5, 0), (2, 0, 3)])
+def test_empty_shapes(preset, family, shape):
+    M, K, N = shape
+    unit = numsim.get_unit(preset)
+    ctx = {"sample_shift": np.zeros(K, np.int64)} if family == "sample_shift" else {}
+    reasons = _check_all_levels(unit, family, np.zeros((M, K), np.uint8), np.zeros((K, N), np.uint8),
+                                expect_domain=K > 0, **ctx)
+    assert all("K = 0" in r for r in reasons)
+
+
+def test_domain_rejects_bad_input_for_the_mac_level_path_to_report():
+    unit = numsim.get_unit("int4_int32")
+    k = X.BY_NAME["int_mac.imatmul.portable"]
+    a = np.zeros((2, 3), np.uint8)
+    b = np.zeros((3, 2), np.uint8)
+    assert "out of range" in k.domain(unit, _problem(a + 16, b))              # not int4 codes
+    assert "align_shift" in k.domain(unit, _problem(a, b, align_shift=np.zeros(2, int)))
+    assert "sample_shift" in k.domain(unit, _problem(a, b, sample_shift=np.zeros(3, int)))
+    assert k.domain(numsim.get_unit("h100_imma_s8"), _problem(a, b)) == "not an IntMacUnit"

@@ -379,6 +379,8 @@ def _one_hot_plan(unit, problem, s):
 
 def _groups_plan(unit, problem, s):
     """per_shift grouping: one exact GEMM per shift value over its samples, then the unit's own finish."""
+    if unit.acc_overflow == "error" or (unit.shift_direction == "left" and unit.shift_overflow == "error"):
+        return "an 'error' policy past the single-GEMM bound (the MAC-level path names the failing output)"
     plans = {}
     for v in range(unit.max_shift + 1):
         idx = np.nonzero(s == v)[0]
