@@ -35,7 +35,6 @@ static int im_cpu_vnni(void) {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
-static int im_cpu_avx512f(void) { return __builtin_cpu_supports("avx512f"); }
 
 /* AMX: CPUID.(7,0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8, and Linux's permission for the tile data
  * state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)); asked once per process. */
@@ -57,7 +56,6 @@ static int im_cpu_amx(void) {
 }
 #else
 static int im_cpu_vnni(void) { return 0; }
-static int im_cpu_avx512f(void) { return 0; }
 static int im_cpu_amx(void) { return 0; }
 #endif
 
@@ -344,8 +342,9 @@ int32_t ns_requant_int8_fast(const int32_t *acc, int64_t n, int32_t multiplier, 
     if (n < 0 || (n && (!acc || !out)) || shift < -31 || shift > 30 || zero_point < -128 || zero_point > 127 ||
         out_min < -128 || out_max > 127 || out_min > out_max || level < -1 || level > 1)
         return NS_ERR_ARG;
-    if (level < 0) level = getenv("NUMSIM_NO_SIMD") || !im_cpu_avx512f() ? 0 : 1;
-    if (level == 1 && !im_cpu_avx512f()) return NS_ERR_ARG;
+    /* level 1 needs the AVX-512 subsets its file is compiled for (F, BW, VL, VNNI): the VNNI level's */
+    if (level < 0) level = getenv("NUMSIM_NO_SIMD") || !im_cpu_vnni() ? 0 : 1;
+    if (level == 1 && !im_cpu_vnni()) return NS_ERR_ARG;
 #ifdef IM_HAVE_X86
     if (level == 1) {
         im_requant_avx512(acc, n, multiplier, shift, zero_point, out_min, out_max, out);

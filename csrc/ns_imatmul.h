@@ -35,7 +35,7 @@ int32_t ns_imatmul_best_level(void);
 /* Smallest and largest of n int32 (n >= 1). */
 void ns_imatmul_minmax_i32(const int32_t *x, int64_t n, int32_t *lo, int32_t *hi);
 /* RequantInt8.apply (ns_requant_int8) over n int32 accumulators: int8 codes out. level 0: the scalar
- * rule of csrc/units.c; 1: AVX-512F, 16 at a time, the same bits (-1: best). NS_ERR_ARG on a bad
+ * rule of csrc/units.c; 1: AVX-512 (the VNNI level's CPUs), 16 at a time, the same bits (-1: best). NS_ERR_ARG on a bad
  * parameter or an absent level. */
 int32_t ns_requant_int8_fast(const int32_t *acc, int64_t n, int32_t multiplier, int32_t shift, int32_t zero_point,
                              int32_t out_min, int32_t out_max, uint8_t *out, int32_t level);
