@@ -264,8 +264,10 @@ int32_t ns_imatmul(const uint8_t *a, int32_t a_bits, const int32_t *a_val, const
     if (!ns_imatmul_has_level(level)) return NS_ERR_ARG;
     int32_t sa = 0, sb = 0;
     for (int64_t k = 0; k < K; k++) {
-        if (a_shift) { if (a_shift[k] < 0 || a_shift[k] > 7) return NS_ERR_ARG; sa = a_shift[k] > sa ? a_shift[k] : sa; }
-        if (b_shift) { if (b_shift[k] < 0 || b_shift[k] > 7) return NS_ERR_ARG; sb = b_shift[k] > sb ? b_shift[k] : sb; }
+        if (a_shift && (a_shift[k] < 0 || a_shift[k] > 7)) return NS_ERR_ARG;
+        if (b_shift && (b_shift[k] < 0 || b_shift[k] > 7)) return NS_ERR_ARG;
+        if (a_shift && a_shift[k] > sa) sa = a_shift[k];
+        if (b_shift && b_shift[k] > sb) sb = b_shift[k];
     }
     const int ta = lane_type(a_val, sa), tb = lane_type(b_val, sb);
     if (ta < 0 || tb < 0) return NS_ERR_ARG;
@@ -315,13 +317,21 @@ int32_t ns_imatmul(const uint8_t *a, int32_t a_bits, const int32_t *a_val, const
         /* packing b: threads over its 16-column panels */
         const int64_t panels = p.Np / 16;
         const int32_t npk = (int64_t)nthreads < panels ? nthreads : (int32_t)panels;
-        for (int32_t i = 0; i < npk; i++) { jobs[i] = base; jobs[i].lo = panels * i / npk; jobs[i].hi = panels * (i + 1) / npk; }
+        for (int32_t i = 0; i < npk; i++) {
+            jobs[i] = base;
+            jobs[i].lo = panels * i / npk;
+            jobs[i].hi = panels * (i + 1) / npk;
+        }
         run_jobs(pack_task, jobs, npk);
 
         /* the product: threads over 32 x 32 output blocks, row-block major (a thread packs each a block once) */
         const int64_t blocks = ((M + IM_BLK - 1) / IM_BLK) * (p.Np / IM_BLK);
         const int32_t nt = (int64_t)nthreads < blocks ? nthreads : (int32_t)blocks;
-        for (int32_t i = 0; i < nt; i++) { jobs[i] = base; jobs[i].lo = blocks * i / nt; jobs[i].hi = blocks * (i + 1) / nt; }
+        for (int32_t i = 0; i < nt; i++) {
+            jobs[i] = base;
+            jobs[i].lo = blocks * i / nt;
+            jobs[i].hi = blocks * (i + 1) / nt;
+        }
         run_jobs(block_task, jobs, nt);
         for (int32_t i = 0; i < nt; i++) if (jobs[i].status) st = jobs[i].status;
     }

@@ -87,7 +87,8 @@ void im_pack_b_avx512(im_job *j) {
                 if (k >= K || !cm) continue;
                 const __m128i codes = _mm_maskz_loadu_epi8(cm, j->b + k * N + n0);
                 if (j->b_vec == 1) {
-                    const __m128i lut = _mm_loadu_si128((const __m128i *)(const void *)j->b_lut16[j->b_shift ? j->b_shift[k] : 0]);
+                    const uint8_t *t = j->b_lut16[j->b_shift ? j->b_shift[k] : 0];
+                    const __m128i lut = _mm_loadu_si128((const __m128i *)(const void *)t);
                     r[q] = _mm_maskz_shuffle_epi8(cm, lut, codes);
                 } else {
                     r[q] = _mm_maskz_add_epi8(cm, codes, boff);
@@ -124,7 +125,8 @@ void im_finish_avx512(const im_job *j, int64_t m0, int64_t n0, const int32_t *bl
         const __m512i rc = _mm512_set1_epi32((int32_t)row_corr[r]);
         for (int h = 0; h < 2; h++) {
             if (!mh[h]) continue;
-            __m512i v = _mm512_add_epi32(_mm512_add_epi32(_mm512_load_si512((const void *)(blk + r * IM_BLK + 16 * h)), rc), cc[h]);
+            const __m512i raw = _mm512_load_si512((const void *)(blk + r * IM_BLK + 16 * h));
+            __m512i v = _mm512_add_epi32(_mm512_add_epi32(raw, rc), cc[h]);
             if (j->c) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mh[h], j->c + o + 16 * h));
             _mm512_mask_storeu_epi32(j->out + o + 16 * h, mh[h], v);
             if (j->values) {
@@ -151,7 +153,8 @@ void im_requant_avx512(const int32_t *acc, int64_t n, int32_t multiplier, int32_
     const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
     const __m128i lsh = _mm_cvtsi32_si128(left), rsh = _mm_cvtsi32_si128(right);
     const __m512i mul = _mm512_set1_epi32(multiplier);
-    const __m512i pos_nudge = _mm512_set1_epi64((int64_t)1 << 30), neg_nudge = _mm512_set1_epi64(1 - ((int64_t)1 << 30));
+    const __m512i pos_nudge = _mm512_set1_epi64((int64_t)1 << 30);
+    const __m512i neg_nudge = _mm512_set1_epi64(1 - ((int64_t)1 << 30));
     const __m512i trunc_fix = _mm512_set1_epi64(((int64_t)1 << 31) - 1);
     const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
     const int32_t maskv = (int32_t)((UINT32_C(1) << right) - 1);

@@ -276,17 +276,18 @@ def _int_mac_run(level):
 
 
 _INT_MAC_PROOF = (
-    "IntMacUnit (int4_int32, int4_int32_requant): the datapath forms w_k = a_k b_k 2^s_k in a widen_bits register and "
-    "adds it to an acc_bits accumulator, in the unit's order (sequential, chunked or pairwise). Domain: operands of <= 8 "
-    "bits, the shift split s_k = sa_k + sb_k with a 2^sa and b 2^sb in int8/uint8 lanes, max|a| max|b| 2^max_s <= "
-    "2^(widen_bits-1) - 1 and |c| + max|a| max|b| sum_k 2^s_k <= 2^(acc_bits-1) - 1 (maxima of the formats, else of "
-    "the codes present; |c| of the data). Then every widened product and every partial sum of any grouping (a subset "
-    "of the terms, plus c) is an exact integer inside its register: no wrap, saturation or error occurs, so the "
-    "MAC-level overflow_count is 0 (proved, not measured) and its result is the integer c + sum_k a b 2^s. ns_imatmul "
-    "returns that integer mod 2^32 (csrc/imatmul.c: exact 8-bit-lane products, modulo-2^32 sums at every level), and "
-    "in [-2^31, 2^31) the residue is the integer; codes are its low acc_bits bits. The output stage is RequantInt8 "
-    "applied by ns_requant_int8_fast (AVX-512: the scalar rule's exact 64-bit product, nudge, truncating division, "
-    "rounding right shift and clamp, lane by lane). Test: tests/test_kernels_intfast.py::test_int_mac_matches_mac_level.")
+    "IntMacUnit (int4_int32, int4_int32_requant): the datapath forms w_k = a_k b_k 2^s_k in a widen_bits register "
+    "and adds it to an acc_bits accumulator, in the unit's order (sequential, chunked or pairwise). Domain: "
+    "operands of <= 8 bits, the shift split s_k = sa_k + sb_k with a 2^sa and b 2^sb in int8/uint8 lanes, max|a| "
+    "max|b| 2^max_s <= 2^(widen_bits-1) - 1 and |c| + max|a| max|b| sum_k 2^s_k <= 2^(acc_bits-1) - 1 (maxima of "
+    "the formats, else of the codes present; |c| of the data). Then every widened product and every partial sum of "
+    "any grouping (a subset of the terms, plus c) is an exact integer inside its register: no wrap, saturation or "
+    "error occurs, so the MAC-level overflow_count is 0 (proved, not measured) and its result is the integer c + "
+    "sum_k a b 2^s. ns_imatmul returns that integer mod 2^32 (csrc/imatmul.c: exact 8-bit-lane products, "
+    "modulo-2^32 sums at every level), and in [-2^31, 2^31) the residue is the integer; codes are its low acc_bits "
+    "bits. The output stage is RequantInt8 applied by ns_requant_int8_fast (AVX-512: the scalar rule's exact 64-bit"
+    " product, nudge, truncating division, rounding right shift and clamp, lane by lane). Test: "
+    "tests/test_kernels_intfast.py::test_int_mac_matches_mac_level.")
 
 
 # ---- SampleShiftUnit ---------------------------------------------------------------------------------
@@ -439,7 +440,8 @@ def _sample_shift_run(level):
         out = np.empty((M, N), dtype=np.uint32)
         ev = ffi.new("int64_t *")
         st = lib.ns_imatmul_shift_finish(unit._c, cptr("int32_t *", g), M * N,
-                                         ffi.NULL if cc is None else cptr("uint32_t *", cc), cptr("uint32_t *", out), ev)
+                                         ffi.NULL if cc is None else cptr("uint32_t *", cc),
+                                         cptr("uint32_t *", out), ev)
         if st:
             raise NumsimError(f"{unit.name}: the final summation overflowed under an 'error' policy (status {st}); "
                               "the MAC-level path names the output")
@@ -454,19 +456,20 @@ def _sample_shift_run(level):
 
 
 _SAMPLE_SHIFT_PROOF = (
-    "SampleShiftUnit. Left shifts (either grouping): the unit sums a_k b_k 2^(4 - s_k) (per sample: the widened product "
-    "shifted into the accumulator; per shift: each group's sum shifted when added); under the bound |c| + max|a| max|b| "
-    "sum_k 2^(4 - s_k) <= 2^(acc_bits-1) - 1 and max|a| max|b| <= 2^(widen_bits-1) - 1 no register of either grouping "
-    "ever leaves its range (0 events by proof) and the result is that exact integer: the int MAC's GEMM with "
-    "align_shift = 4 - s (see the IntMacUnit proof). per_shift grouping (left, outside that bound, and right shifts): "
-    "each group accumulator g_v = sum over the samples with shift v of a b is exact when max|a| max|b| |K_v| <= "
-    "2^(acc_bits-1) - 1 (a GEMM over those samples), and the final summation runs the unit's own rule "
-    "(ns_sample_shift_finish: the shift, its rounding and overflow policy, the accumulator add) on those exact "
-    "groups in the unit's order, counting its events exactly as the MAC-level path does. Right shifts per sample "
+    "SampleShiftUnit. Left shifts (either grouping): the unit sums a_k b_k 2^(4 - s_k) (per sample: the widened "
+    "product shifted into the accumulator; per shift: each group's sum shifted when added); under the bound |c| + "
+    "max|a| max|b| sum_k 2^(4 - s_k) <= 2^(acc_bits-1) - 1 and max|a| max|b| <= 2^(widen_bits-1) - 1 no register of"
+    " either grouping ever leaves its range (0 events by proof) and the result is that exact integer: the int MAC's"
+    " GEMM with align_shift = 4 - s (see the IntMacUnit proof). per_shift grouping (left, outside that bound, and "
+    "right shifts): each group accumulator g_v = sum over the samples with shift v of a b is exact when max|a| "
+    "max|b| |K_v| <= 2^(acc_bits-1) - 1 (a GEMM over those samples), and the final summation runs the unit's own "
+    "rule (ns_sample_shift_finish: the shift, its rounding and overflow policy, the accumulator add) on those exact"
+    " groups in the unit's order, counting its events exactly as the MAC-level path does. Right shifts per sample "
     "round every term: the result is c + sum_k T[s_k][a_mk][b_kn] with T the unit's own term (its step from a zero "
-    "accumulator) for every code pair; samples with s = 0 are plain products, the others 2^bits one-hot lanes "
-    "[a_mk == u] against T[s_k][u][b_kn] (4-bit operands, |T| <= 127), all int8 lanes; under |c| + sum_k max|T[s_k]| "
-    "<= 2^(acc_bits-1) - 1 no partial sum leaves the accumulator (0 events by proof) and the residue is the value. Test: tests/test_kernels_intfast.py::test_sample_shift_matches_mac_level.")
+    "accumulator) for every code pair; samples with s = 0 are plain products, the others 2^bits one-hot lanes [a_mk"
+    " == u] against T[s_k][u][b_kn] (4-bit operands, |T| <= 127), all int8 lanes; under |c| + sum_k max|T[s_k]| <= "
+    "2^(acc_bits-1) - 1 no partial sum leaves the accumulator (0 events by proof) and the residue is the value. "
+    "Test: tests/test_kernels_intfast.py::test_sample_shift_matches_mac_level.")
 
 
 # ---- IntMMAUnit (h100_imma_s8 / s4, wrap and saturate) -----------------------------------------------------
@@ -535,14 +538,14 @@ def _imma_run(level):
 
 
 _IMMA_PROOF = (
-    "IntMMAUnit (h100_imma_s8 / s4 and their _sat variants): each k_step instruction adds an exact sum of products to "
-    "the int32 accumulator, then wraps it modulo 2^32 ('wrap') or saturates it ('saturate'). wrap: reduction modulo "
-    "2^32 commutes with addition, so the result is (c + sum_k a b) mod 2^32 for every input and every k_step: "
-    "exactly what ns_imatmul returns (no bound needed). saturate: under |c| + K max|a| max|b| <= 2^31 - 1 (maxima of "
-    "the formats, else of the codes present) every accumulator value after any instruction, c plus a partial sum, "
-    "is inside the INT32 range, so no instruction saturates and the result is the exact c + sum_k a b, the residue "
-    "read as int32. The MAC-level IntMMAUnit path reports overflow_count 0 (it counts no events); so does this "
-    "kernel. Test: tests/test_kernels_intfast.py::test_imma_matches_mac_level.")
+    "IntMMAUnit (h100_imma_s8 / s4 and their _sat variants): each k_step instruction adds an exact sum of products "
+    "to the int32 accumulator, then wraps it modulo 2^32 ('wrap') or saturates it ('saturate'). wrap: reduction "
+    "modulo 2^32 commutes with addition, so the result is (c + sum_k a b) mod 2^32 for every input and every "
+    "k_step: exactly what ns_imatmul returns (no bound needed). saturate: under |c| + K max|a| max|b| <= 2^31 - 1 "
+    "(maxima of the formats, else of the codes present) every accumulator value after any instruction, c plus a "
+    "partial sum, is inside the INT32 range, so no instruction saturates and the result is the exact c + sum_k a b,"
+    " the residue read as int32. The MAC-level IntMMAUnit path reports overflow_count 0 (it counts no events); so "
+    "does this kernel. Test: tests/test_kernels_intfast.py::test_imma_matches_mac_level.")
 
 
 # ---- the kernels -----------------------------------------------------------------------------------------
