@@ -366,19 +366,59 @@ int32_t ns_requant_int8_fast(const int32_t *acc, int64_t n, int32_t multiplier, 
     return NS_OK;
 }
 
-int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
-                                int64_t *events) {
-    const ns_unit *u = (const ns_unit *)unit;
-    if (!u || !g || !out || !events || n < 0) return NS_ERR_ARG;
+typedef struct finish_job {
+    const ns_unit *u;
+    const int32_t *g;
+    const uint32_t *c;
+    uint32_t *out;
+    int64_t n, lo, hi, events;
+    int32_t status;
+} finish_job;
+
+/* Outputs lo .. hi of the per-shift final summation, by the unit's own rule, in the unit's order. */
+static void *finish_task(void *arg) {
+    finish_job *j = (finish_job *)arg;
+    const ns_unit *u = j->u;
     const uint32_t mask = u->acc_fmt.bits >= 32 ? 0xFFFFFFFFu : (1u << u->acc_fmt.bits) - 1;
-    *events = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t total = c ? c[i] : 0;
+    for (int64_t i = j->lo; i < j->hi; i++) {
+        uint32_t total = j->c ? j->c[i] : 0;
         for (int s = 0; s <= 4; s++) {
-            const int32_t st = ns_sample_shift_finish(u, total, (uint32_t)g[s * n + i] & mask, s, &total, events);
-            if (st) return st;
+            const int32_t st = ns_sample_shift_finish(u, total, (uint32_t)j->g[s * j->n + i] & mask, s, &total,
+                                                      &j->events);
+            if (st) { j->status = st; return NULL; }
         }
-        out[i] = total;
+        j->out[i] = total;
     }
-    return NS_OK;
+    return NULL;
+}
+
+int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
+                                int64_t *events, int32_t nthreads) {
+    const ns_unit *u = (const ns_unit *)unit;
+    if (!u || (n && (!g || !out)) || !events || n < 0) return NS_ERR_ARG;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 64) nthreads = 64;
+    if (n < ((int64_t)nthreads << 14)) nthreads = (int32_t)(n >> 14) + 1;    /* >= 16k outputs a thread */
+    finish_job jobs[64];
+    pthread_t tids[64];
+    int started[64];
+    for (int32_t t = 0; t < nthreads; t++) {
+        finish_job *j = &jobs[t];
+        memset(j, 0, sizeof *j);
+        j->u = u; j->g = g; j->c = c; j->out = out; j->n = n;
+        j->lo = n * t / nthreads; j->hi = n * (t + 1) / nthreads;
+    }
+    for (int32_t t = 1; t < nthreads; t++) started[t] = pthread_create(&tids[t], NULL, finish_task, &jobs[t]) == 0;
+    finish_task(&jobs[0]);
+    for (int32_t t = 1; t < nthreads; t++) {
+        if (started[t]) pthread_join(tids[t], NULL);
+        else finish_task(&jobs[t]);
+    }
+    *events = 0;
+    int32_t st = NS_OK;
+    for (int32_t t = 0; t < nthreads; t++) {       /* ranges in output order: the first failing one */
+        *events += jobs[t].events;
+        if (jobs[t].status && st == NS_OK) st = jobs[t].status;
+    }
+    return st;
 }

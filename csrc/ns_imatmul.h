@@ -42,9 +42,10 @@ int32_t ns_requant_int8_fast(const int32_t *acc, int64_t n, int32_t multiplier, 
 /* The per-shift sample-shift unit's final summation, by the unit's own rule (ns_sample_shift_finish):
  * for each of the n outputs, total = c (or 0); then for s = 0 .. 4: total = finish(total, g[s][i], s).
  * g: 5 x n int32 group accumulators. out: n accumulator codes. *events gets the events counted.
- * Returns the first failing status (an overflow under an 'error' policy) or NS_OK. */
+ * Threads split the outputs. Returns the first failing status (an overflow under an 'error' policy)
+ * or NS_OK. */
 int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
-                                int64_t *events);
+                                int64_t *events, int32_t nthreads);
 /* CDEF END */
 
 #ifdef __cplusplus

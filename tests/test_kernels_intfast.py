@@ -288,3 +288,17 @@ def test_domain_rejects_bad_input_for_the_mac_level_path_to_report():
     assert "align_shift" in k.domain(unit, _problem(a, b, align_shift=np.zeros(2, int)))
     assert "sample_shift" in k.domain(unit, _problem(a, b, sample_shift=np.zeros(3, int)))
     assert k.domain(numsim.get_unit("h100_imma_s8"), _problem(a, b)) == "not an IntMacUnit"
+
+
+def test_per_shift_final_sum_threads():
+    """Enough outputs for the final summation to run on several threads: the same bits and events."""
+    unit = numsim.get_unit("int4_int32_sample_shift", shift_direction="right", grouping="per_shift",
+                           shift_rounding="nearest_even", acc_overflow="saturate")
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 16, (180, 9)).astype(np.uint8)
+    b = rng.integers(0, 16, (9, 190)).astype(np.uint8)
+    c = rng.integers(-2**31, 2**31, (180, 190)).astype(np.int64).astype(np.int32).view(np.uint32)
+    c[:5] = np.uint32(INT32_MAX)      # some outputs saturate in the final sum
+    s = rng.integers(0, 5, 9)
+    assert unit.gemm_codes(a, b, c, sample_shift=s).overflow_count > 0
+    _check_all_levels(unit, "sample_shift", a, b, c, sample_shift=s)
