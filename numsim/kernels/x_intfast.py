@@ -167,7 +167,7 @@ def requant_int8(stage, acc32, level):
 
 
 def _stage_level(level):
-    return 0 if level == "portable" else 1      # the VNNI and AMX levels imply AVX-512F
+    return 0 if level == "portable" else 1      # the AMX level's CPUs have the VNNI level's AVX-512
 
 
 # ---- IntMacUnit (int4_int32, int4_int32_requant) and the left-shift sample-shift unit ----------------
@@ -217,7 +217,8 @@ def _linear_plan(unit, problem, shift, product_shifted_in_widen):
     c32 = _acc_values(problem.c, acc_fmt, M, N)
     if isinstance(c32, str):
         return c32
-    weight = float(np.sum(np.ldexp(1.0, shift))) if shift is not None else float(K)   # sum_k 2^s_k
+    # sum_k 2^s_k, an exact integer (the split above bounds every s_k by 14)
+    weight = int(np.sum(np.left_shift(np.int64(1), shift))) if shift is not None else K
     smax = int(shift.max()) if shift is not None else 0
     widen_lim = 2 ** (unit.widen_bits - 1) - 1
     acc_lim = 2 ** (acc_fmt.bits - 1) - 1
