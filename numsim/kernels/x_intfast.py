@@ -293,7 +293,7 @@ _INT_MAC_PROOF = (
 
 # ---- SampleShiftUnit ---------------------------------------------------------------------------------
 
-def _sample_shift_plan(unit, problem):
+def _sample_shift_plan(unit, problem, build=True):
     from ..mac import SampleShiftUnit
 
     if type(unit) is not SampleShiftUnit:
@@ -313,7 +313,7 @@ def _sample_shift_plan(unit, problem):
         return plan
     if unit.grouping == "per_shift":
         return _groups_plan(unit, problem, s)
-    return _one_hot_plan(unit, problem, s)
+    return _one_hot_plan(unit, problem, s, build)
 
 
 _S8 = np.arange(256).astype(np.uint8).view(np.int8).astype(np.int32)    # a byte read as int8
@@ -335,7 +335,7 @@ def _term_tables(unit):
     return t
 
 
-def _one_hot_plan(unit, problem, s):
+def _one_hot_plan(unit, problem, s, build):
     """Right shifts per sample: out = c + sum_k T[s_k][a_mk][b_kn], a sum of table terms. Samples with
     s = 0 are plain products; the others become 2^bits one-hot lanes [a_mk == u] against T[s_k][u][b_kn]."""
     if unit.a_fmt.bits > 4 or unit.b_fmt.bits > 4:
@@ -364,18 +364,30 @@ def _one_hot_plan(unit, problem, s):
     if _absmax_i32(c32) + int(tmax[s].sum()) > 2 ** (unit.acc_bits - 1) - 1:
         return ("the bound |c| + sum_k max|term(s_k)| <= 2^(acc_bits-1) - 1 fails: the accumulator could wrap "
                 "or saturate")
-    k0 = np.nonzero(s == 0)[0]
-    k1 = np.nonzero(s != 0)[0]
+    if not build:
+        return {}
+    # every sample's lanes, in any k order (the bound makes the order irrelevant): first the one-hot
+    # lanes of the samples with s > 0, grouped by shift value, then the plain products of those with s = 0
     na = 2**unit.a_fmt.bits
     at, bt = _table(unit.a_fmt)[0], _table(unit.b_fmt)[0]
-    a_parts = [at[a[:, k0]].astype(np.int8)]
-    b_parts = [bt[b[k0, :]].astype(np.int8)]
-    if k1.size:
-        a_parts.append((a[:, k1][:, :, None] == np.arange(na, dtype=np.uint8)).reshape(M, -1).astype(np.int8))
-        b_parts.append(T[s[k1][:, None, None], np.arange(na)[None, :, None], b[k1][:, None, :]]
-                       .reshape(-1, N).astype(np.int8))
-    a8 = np.ascontiguousarray(np.concatenate(a_parts, axis=1)).view(np.uint8)
-    b8 = np.ascontiguousarray(np.concatenate(b_parts, axis=0)).view(np.uint8)
+    groups = [np.nonzero(s == v)[0] for v in range(1, unit.max_shift + 1)]
+    k0 = np.nonzero(s == 0)[0]
+    k1 = sum(g.size for g in groups)
+    a8 = np.empty((M, na * k1 + k0.size), dtype=np.int8)
+    b8 = np.empty((na * k1 + k0.size, N), dtype=np.int8)
+    pos = 0
+    units = np.arange(na, dtype=np.uint8)
+    for v, idx in enumerate(groups, start=1):
+        if idx.size == 0:
+            continue
+        w = na * idx.size
+        a8[:, pos:pos + w] = (a[:, idx][:, :, None] == units).reshape(M, w)
+        tv = T[v].astype(np.int8)                                  # (u, b code) -> term
+        b8[pos:pos + w] = tv[:, b[idx]].transpose(1, 0, 2).reshape(w, N)
+        pos += w
+    a8[:, pos:] = at[a[:, k0]]
+    b8[pos:] = bt[b[k0]]
+    a8, b8 = a8.view(np.uint8), b8.view(np.uint8)
     return dict(a=a8, b=b8, a_shift=None, b_shift=None, c32=c32, a_fmt=(8, _S8), b_fmt=(8, _S8))
 
 
@@ -416,7 +428,7 @@ def _sample_shift_domain(level):
         r = _level_reason(level)
         if r:
             return r
-        plan = _sample_shift_plan(unit, problem)
+        plan = _sample_shift_plan(unit, problem, build=False)
         return plan if isinstance(plan, str) else None
     return domain
 
