@@ -235,6 +235,7 @@ static void *block_task(void *arg) {
     }
 #ifdef IM_HAVE_X86
     if (p->level == 2) im_amx_end();
+    if (p->level >= 1 && p->stream_values) im_store_fence();
 #endif
     free(A); free(blk);
     return NULL;
@@ -280,6 +281,7 @@ int32_t ns_imatmul(const uint8_t *a, int32_t a_bits, const int32_t *a_val, const
     p.Np = (N + IM_BLK - 1) / IM_BLK * IM_BLK;
     p.a_signed = ta; p.b_signed = tb;
     if (level == 1) p.vnni_mode = ta && tb ? 1 : !ta && !tb ? 2 : ta ? 3 : 0;
+    p.stream_values = values && M * N >= ((int64_t)1 << 18);     /* 2 MiB of doubles: past the caches */
     const size_t bp_bytes = (size_t)(p.Kp * p.Np);
     uint8_t *bp = (uint8_t *)aligned_alloc(64, bp_bytes);
     uint32_t *col_corr = p.vnni_mode == 1 ? (uint32_t *)malloc((size_t)p.Np * sizeof(uint32_t)) : NULL;

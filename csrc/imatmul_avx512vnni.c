@@ -130,14 +130,23 @@ void im_finish_avx512(const im_job *j, int64_t m0, int64_t n0, const int32_t *bl
             if (j->c) v = _mm512_add_epi32(v, _mm512_maskz_loadu_epi32(mh[h], j->c + o + 16 * h));
             _mm512_mask_storeu_epi32(j->out + o + 16 * h, mh[h], v);
             if (j->values) {
-                _mm512_mask_storeu_pd(j->values + o + 16 * h, (__mmask8)(mh[h] & 0xFF),
-                                      _mm512_cvtepi32_pd(_mm512_castsi512_si256(v)));
-                _mm512_mask_storeu_pd(j->values + o + 16 * h + 8, (__mmask8)(mh[h] >> 8),
-                                      _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)));
+                double *d = j->values + o + 16 * h;
+                const __m512d lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(v));
+                const __m512d hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1));
+                if (p->stream_values && mh[h] == 0xFFFF && ((uintptr_t)d & 63) == 0) {
+                    _mm512_stream_pd(d, lo);
+                    _mm512_stream_pd(d + 8, hi);
+                } else {
+                    _mm512_mask_storeu_pd(d, (__mmask8)(mh[h] & 0xFF), lo);
+                    _mm512_mask_storeu_pd(d + 8, (__mmask8)(mh[h] >> 8), hi);
+                }
             }
         }
     }
 }
+
+/* Orders this thread's non-temporal stores before its caller sees the results. */
+void im_store_fence(void) { _mm_sfence(); }
 
 /* RequantInt8 (csrc/units.c ns_requant_int8), 16 lanes at a time:
  *  - x = acc << left wraps in 32 bits (vpslld), as the scalar shift of the uint32;

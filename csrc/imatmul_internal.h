@@ -14,6 +14,7 @@ typedef struct im_plan {
     /* VNNI (u8 x s8 only): 0 none; 1 A is s8 and B s8: A lanes ^ 0x80 (+128), out -= 128 * colsum(B);
      * 2 A u8, B u8: B lanes ^ 0x80 (-128), out += 128 * rowsum(A); 3 A s8, B u8: operands swapped. */
     int vnni_mode;
+    int stream_values;         /* write the doubles with non-temporal stores (large outputs: no read for ownership) */
     const uint8_t *b_packed;   /* Np / 16 panels of (Kp / 4) groups of 64 bytes: [col j][k % 4] */
     const uint32_t *col_corr;  /* per column: added to every output of the column (mod 2^32), or NULL */
 } im_plan;
@@ -51,6 +52,7 @@ void im_amx_end(void);
 /* AVX-512 packing and finishing, the same bytes and numbers as the scalar code in imatmul.c. */
 void im_pack_b_avx512(im_job *j);
 void im_pack_a_row_avx512(const im_job *j, const uint8_t *row, uint8_t *dst, uint64_t *usum);
+void im_store_fence(void);
 void im_finish_avx512(const im_job *j, int64_t m0, int64_t n0, const int32_t *blk, const uint32_t *row_corr);
 void im_requant_avx512(const int32_t *acc, int64_t n, int32_t multiplier, int32_t shift, int32_t zero_point,
                        int32_t out_min, int32_t out_max, uint8_t *out);

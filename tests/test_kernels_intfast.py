@@ -302,3 +302,13 @@ def test_per_shift_final_sum_threads():
     s = rng.integers(0, 5, 9)
     assert unit.gemm_codes(a, b, c, sample_shift=s).overflow_count > 0
     _check_all_levels(unit, "sample_shift", a, b, c, sample_shift=s)
+
+
+def test_large_outputs():
+    """Outputs past 2^18 elements (the kernel streams the doubles out) and several threads."""
+    unit = numsim.get_unit("int4_int32_requant")
+    rng = np.random.default_rng(12)
+    a = rng.integers(0, 16, (530, 3)).astype(np.uint8)
+    b = rng.integers(0, 16, (3, 515)).astype(np.uint8)
+    c = rng.integers(-2**30, 2**30, (530, 515)).astype(np.int32).view(np.uint32)
+    _check_all_levels(unit, "int_mac", a, b, c)

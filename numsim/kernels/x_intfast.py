@@ -116,7 +116,9 @@ def _imatmul(a, a_fmt, a_shift, b, b_fmt, b_shift, c32, level, nthreads):
     N = b.shape[1]
     # one allocation for both results: glibc then keeps the memory for later calls instead of
     # handing it back and paying first-touch page faults each call
-    buf = np.empty(M * N * 12, dtype=np.uint8)
+    raw = np.empty(M * N * 12 + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64               # 64-byte aligned doubles: the kernel can stream them out
+    buf = raw[start:start + M * N * 12]
     vals = buf[:M * N * 8].view(np.float64).reshape(M, N)
     out = buf[M * N * 8:].view(np.int32).reshape(M, N)
     (a_bits, at), (b_bits, bt) = (f if isinstance(f, tuple) else (f.bits, _table(f)[0]) for f in (a_fmt, b_fmt))
