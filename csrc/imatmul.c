@@ -76,33 +76,35 @@ int32_t ns_imatmul_best_level(void) {
 
 /* ---- the portable level -------------------------------------------------------------------------- */
 
-/* One 32 x 32 block in plain C, adding in uint32 (where wrapping is defined). The lanes are read as
- * int8 or uint8 by the plan; gcc vectorizes the 16-column inner loop. */
-#define IM_PORTABLE_BODY(AT, BT)                                                                       \
-    for (int r = 0; r < IM_BLK; r++) {                                                                 \
-        const AT *ar = (const AT *)(A + r * p->Kp);                                                    \
-        for (int h = 0; h < 2; h++) {                                                                  \
-            const BT *bh = (const BT *)(bp + h * pstride);                                             \
-            uint32_t acc[16];                                                                          \
-            for (int j = 0; j < 16; j++) acc[j] = 0;                                                   \
-            for (int64_t g = 0; g < ng; g++) {                                                         \
-                const int32_t a0 = ar[4 * g], a1 = ar[4 * g + 1], a2 = ar[4 * g + 2], a3 = ar[4 * g + 3]; \
-                const BT *bg = bh + g * 64;                                                            \
-                for (int j = 0; j < 16; j++)                                                           \
-                    acc[j] += (uint32_t)(a0 * bg[4 * j] + a1 * bg[4 * j + 1] + a2 * bg[4 * j + 2] +    \
-                                         a3 * bg[4 * j + 3]);                                          \
-            }                                                                                          \
-            for (int j = 0; j < 16; j++) blk[r * IM_BLK + h * 16 + j] = (int32_t)acc[j];               \
-        }                                                                                              \
-    }
-
+/* One 32 x 32 block in plain C, adding in uint32 (where wrapping is defined). Each k group's lanes are
+ * widened to int16 (read as int8 or uint8 by the plan), b's into [k % 4][column] rows, so that the
+ * 32-column inner loop is contiguous and gcc vectorizes it with the baseline ISA. */
 void im_block_portable(const im_plan *p, const uint8_t *A, const uint8_t *bp, int32_t *blk) {
     const int64_t ng = p->Kp / 4, pstride = ng * 64;
-    /* |4 products| <= 4 * 255 * 255 < 2^31: the int32 sum of one group cannot overflow */
-    if (p->a_signed && p->b_signed) { IM_PORTABLE_BODY(int8_t, int8_t) }
-    else if (p->a_signed) { IM_PORTABLE_BODY(int8_t, uint8_t) }
-    else if (p->b_signed) { IM_PORTABLE_BODY(uint8_t, int8_t) }
-    else { IM_PORTABLE_BODY(uint8_t, uint8_t) }
+    uint32_t acc[IM_BLK][IM_BLK];
+    int16_t b16[4][IM_BLK];
+    memset(acc, 0, sizeof acc);
+    for (int64_t g = 0; g < ng; g++) {
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *bg = bp + h * pstride + g * 64;
+            for (int j = 0; j < 16; j++)
+                for (int q = 0; q < 4; q++)
+                    b16[q][h * 16 + j] = p->b_signed ? (int16_t)(int8_t)bg[4 * j + q] : (int16_t)bg[4 * j + q];
+        }
+        for (int r = 0; r < IM_BLK; r++) {
+            const uint8_t *ar = A + r * p->Kp + 4 * g;
+            for (int q = 0; q < 4; q++) {
+                const int32_t x = p->a_signed ? (int32_t)(int8_t)ar[q] : (int32_t)ar[q];
+                for (int j = 0; j < IM_BLK; j++) acc[r][j] += (uint32_t)(x * (int32_t)b16[q][j]);
+            }
+        }
+    }
+    for (int r = 0; r < IM_BLK; r++)
+        for (int j = 0; j < IM_BLK; j++) {
+            int32_t v;
+            memcpy(&v, &acc[r][j], sizeof v);
+            blk[r * IM_BLK + j] = v;
+        }
 }
 
 /* ---- lanes and packing ------------------------------------------------------------------------------ */
