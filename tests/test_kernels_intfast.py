@@ -312,3 +312,19 @@ def test_large_outputs():
     b = rng.integers(0, 16, (3, 515)).astype(np.uint8)
     c = rng.integers(-2**30, 2**30, (530, 515)).astype(np.int32).view(np.uint32)
     _check_all_levels(unit, "int_mac", a, b, c)
+
+
+@pytest.mark.parametrize("direction,grouping", [("left", "per_sample"), ("right", "per_sample"), ("right", "per_shift")])
+def test_sample_shift_symmetric_and_unsigned_operands(direction, grouping):
+    rng = np.random.default_rng(13)
+    for a_fmt, b_fmt in (("int4_sym", "int4"), ("uint4", "int4")):
+        try:
+            unit = numsim.get_unit("int4_int32_sample_shift", a_fmt=a_fmt, b_fmt=b_fmt, shift_direction=direction,
+                                   grouping=grouping)
+        except numsim.NumsimError:
+            continue                           # no such format registered
+        a = rng.integers(0, 16, (7, 23)).astype(np.uint8)
+        if a_fmt == "int4_sym":
+            a[a == 8] = 7                      # the code the symmetric format excludes
+        b = rng.integers(0, 16, (23, 6)).astype(np.uint8)
+        _check_all_levels(unit, "sample_shift", a, b, sample_shift=rng.integers(0, 5, 23))

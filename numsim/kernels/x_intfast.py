@@ -331,7 +331,10 @@ def _term_tables(unit):
     for v in range(unit.max_shift + 1):
         for x in range(na):
             for y in range(nb):
-                code = unit.step(0, x, y, sample_shift=v)
+                try:
+                    code = unit.step(0, x, y, sample_shift=v)
+                except NumsimError:       # a code a symmetric format excludes: it never reaches a kernel
+                    continue
                 t[v, x, y] = code - (1 << unit.acc_bits) if code >> (unit.acc_bits - 1) else code
     t.flags.writeable = False
     return t
