@@ -62,6 +62,11 @@ def _codes8(x, fmt, arg):
     """Codes as contiguous uint8, or a reason (bad codes are the MAC-level path's to report)."""
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         return f"{arg}: not a 2-D code array"
+    if x.dtype == np.uint8 and x.flags.c_contiguous and not getattr(fmt, "symmetric", False):
+        # the common case, checked with one pass (check_codes' rule: every code below 2^bits)
+        if fmt.bits == 8 or x.size == 0 or int(x.max()) < 2**fmt.bits:
+            return x
+        return f"{arg}: codes out of range (the MAC-level path reports them)"
     try:
         c = check_codes(x, fmt, arg)
     except NumsimError:
