@@ -376,7 +376,7 @@ typedef struct finish_job {
     const uint32_t *c;
     uint32_t *out;
     int64_t n, lo, hi, events;
-    int32_t status;
+    int32_t status, level;
 } finish_job;
 
 /* Outputs lo .. hi of the per-shift final summation, by the unit's own rule, in the unit's order. */
@@ -384,6 +384,9 @@ static void *finish_task(void *arg) {
     finish_job *j = (finish_job *)arg;
     const ns_unit *u = j->u;
     const uint32_t mask = u->acc_fmt.bits >= 32 ? 0xFFFFFFFFu : (1u << u->acc_fmt.bits) - 1;
+#ifdef IM_HAVE_X86
+    if (j->level == 1) { im_shift_finish_avx512(u, j->g, j->n, j->c, j->out, j->lo, j->hi, &j->events); return NULL; }
+#endif
     for (int64_t i = j->lo; i < j->hi; i++) {
         uint32_t total = j->c ? j->c[i] : 0;
         for (int s = 0; s <= 4; s++) {
@@ -397,9 +400,17 @@ static void *finish_task(void *arg) {
 }
 
 int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
-                                int64_t *events, int32_t nthreads) {
+                                int64_t *events, int32_t nthreads, int32_t level) {
     const ns_unit *u = (const ns_unit *)unit;
-    if (!u || (n && (!g || !out)) || !events || n < 0) return NS_ERR_ARG;
+    if (!u || (n && (!g || !out)) || !events || n < 0 || level < -1 || level > 1) return NS_ERR_ARG;
+    if (level < 0) level = getenv("NUMSIM_NO_SIMD") || !im_cpu_vnni() ? 0 : 1;
+    if (level == 1 && !im_cpu_vnni()) return NS_ERR_ARG;
+    /* the vector level covers the wrap and saturate policies and the deterministic roundings; 'error'
+     * policies and stochastic rounding run the unit's own rule here (the same bits) */
+    const int ovf_ok = (u->acc_overflow == NS_OVF_WRAP || u->acc_overflow == NS_OVF_SATURATE) &&
+                       (u->shift_dir == NS_SHIFT_RIGHT ||
+                        u->shift_overflow == NS_OVF_WRAP || u->shift_overflow == NS_OVF_SATURATE);
+    if (!ovf_ok || u->shift_rounding > 4 || u->max_shift > 30 || u->acc_fmt.bits > 32) level = 0;
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
     if (n < ((int64_t)nthreads << 14)) nthreads = (int32_t)(n >> 14) + 1;    /* >= 16k outputs a thread */
@@ -409,7 +420,7 @@ int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, c
     for (int32_t t = 0; t < nthreads; t++) {
         finish_job *j = &jobs[t];
         memset(j, 0, sizeof *j);
-        j->u = u; j->g = g; j->c = c; j->out = out; j->n = n;
+        j->u = u; j->g = g; j->c = c; j->out = out; j->n = n; j->level = level;
         j->lo = n * t / nthreads; j->hi = n * (t + 1) / nthreads;
     }
     for (int32_t t = 1; t < nthreads; t++) started[t] = pthread_create(&tids[t], NULL, finish_task, &jobs[t]) == 0;

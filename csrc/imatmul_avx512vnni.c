@@ -2,6 +2,7 @@
 /* AVX-512 levels of csrc/imatmul.c: the VNNI block (vpdpbusd, u8 x s8 -> s32, no saturation) and
  * the INT8 requantization 16 accumulators at a time. Same bits as the portable level: see the proof
  * in imatmul.c (products exact, sums modulo 2^32) and, for the requantization, the notes below. */
+#include "numsim.h"
 #include "imatmul_internal.h"
 #ifdef IM_HAVE_X86
 #include <immintrin.h>
@@ -142,6 +143,81 @@ void im_finish_avx512(const im_job *j, int64_t m0, int64_t n0, const int32_t *bl
                 }
             }
         }
+    }
+}
+
+/* ---- the per-shift final summation, 8 outputs at a time ------------------------------------------ */
+
+/* fit_signed of csrc/units.c on int64 lanes, for the wrap and saturate policies: lanes outside the
+ * signed `bits`-bit range count one event each and wrap (the low `bits` bits, sign-extended) or
+ * saturate. */
+static inline __m512i fit_vec(__m512i v, int bits, int policy, int64_t *events) {
+    const __m512i hi = _mm512_set1_epi64(((int64_t)1 << (bits - 1)) - 1);
+    const __m512i lo = _mm512_set1_epi64(-((int64_t)1 << (bits - 1)));
+    const __mmask8 out = (__mmask8)(_mm512_cmpgt_epi64_mask(v, hi) | _mm512_cmplt_epi64_mask(v, lo));
+    if (!out) return v;
+    *events += __builtin_popcount(out);
+    if (policy == NS_OVF_WRAP) {
+        const __m128i sh = _mm_cvtsi32_si128(64 - bits);
+        return _mm512_mask_mov_epi64(v, out, _mm512_sra_epi64(_mm512_sll_epi64(v, sh), sh));
+    }
+    return _mm512_min_epi64(_mm512_max_epi64(v, lo), hi);
+}
+
+/* sample_shift_apply of csrc/units.c on int64 lanes (wrap / saturate policies): left by
+ * (max_shift - s) then fit to the accumulator; right by s with ns_round_shift_right's magnitude rule
+ * (n = |v| >> s, rem = the dropped bits, half = 2^(s-1): nearest-even rounds up when rem > half or
+ * rem == half with n odd; nearest-away when rem >= half; toward zero never; toward -inf when negative
+ * and inexact; toward +inf when positive and inexact), the sign restored after. */
+static inline __m512i shift_vec(const ns_unit *u, __m512i v, int s, int64_t *events) {
+    if (u->shift_dir == NS_SHIFT_LEFT) {
+        v = _mm512_sll_epi64(v, _mm_cvtsi32_si128(u->max_shift - s));
+        return fit_vec(v, u->acc_fmt.bits, u->shift_overflow, events);
+    }
+    if (s == 0) return v;
+    const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi64(1);
+    const __mmask8 neg = _mm512_cmplt_epi64_mask(v, zero);
+    const __m512i mag = _mm512_abs_epi64(v);
+    __m512i n = _mm512_srl_epi64(mag, _mm_cvtsi32_si128(s));
+    const __m512i rem = _mm512_and_si512(mag, _mm512_set1_epi64(((int64_t)1 << s) - 1));
+    const __m512i half = _mm512_set1_epi64((int64_t)1 << (s - 1));
+    const __mmask8 inexact = _mm512_cmpneq_epi64_mask(rem, zero);
+    __mmask8 up = 0;
+    switch (u->shift_rounding) {
+    case 0: up = (__mmask8)(_mm512_cmpgt_epi64_mask(rem, half) |
+                            (_mm512_cmpeq_epi64_mask(rem, half) & _mm512_test_epi64_mask(n, one)));
+            break;
+    case 1: up = _mm512_cmpge_epi64_mask(rem, half); break;
+    case 2: up = 0; break;
+    case 3: up = (__mmask8)(neg & inexact); break;
+    default: up = (__mmask8)(~neg & inexact); break;
+    }
+    n = _mm512_mask_add_epi64(n, up, n, one);
+    return _mm512_mask_sub_epi64(n, neg, zero, n);
+}
+
+/* Outputs lo .. hi: total = c; for s = 0 .. 4: total = fit(total + shift(g[s])). The caller takes
+ * only units whose shift rounding is deterministic and whose policies are wrap or saturate. */
+void im_shift_finish_avx512(const ns_unit *u, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
+                            int64_t lo, int64_t hi, int64_t *events) {
+    const int bits = u->acc_fmt.bits;
+    const __m128i ext = _mm_cvtsi32_si128(64 - bits);
+    const __m256i mask = _mm256_set1_epi32((int32_t)(bits >= 32 ? 0xFFFFFFFFu : (1u << bits) - 1));
+    for (int64_t i = lo; i < hi; i += 8) {
+        const __mmask8 m = hi - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (hi - i)) - 1);
+        __m512i total = _mm512_setzero_si512();
+        if (c) total = _mm512_sra_epi64(_mm512_sll_epi64(_mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(m, c + i)),
+                                                         ext), ext);    /* the code's value */
+        for (int s = 0; s <= 4; s++) {
+            /* the group's exact value (the caller's bound keeps it inside the accumulator) */
+            const __m512i gv = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, g + s * n + i));
+            int64_t ev = 0;
+            const __m512i t = shift_vec(u, gv, s, &ev);
+            total = fit_vec(_mm512_add_epi64(total, t), bits, u->acc_overflow, &ev);
+            /* masked-off lanes are zeros: they never leave the range, so they count no event */
+            *events += ev;
+        }
+        _mm256_mask_storeu_epi32(out + i, m, _mm256_and_si256(_mm512_cvtepi64_epi32(total), mask));
     }
 }
 

@@ -53,6 +53,9 @@ void im_amx_end(void);
 void im_pack_b_avx512(im_job *j);
 void im_pack_a_row_avx512(const im_job *j, const uint8_t *row, uint8_t *dst, uint64_t *usum);
 void im_store_fence(void);
+struct ns_unit;
+void im_shift_finish_avx512(const struct ns_unit *u, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
+                            int64_t lo, int64_t hi, int64_t *events);
 void im_finish_avx512(const im_job *j, int64_t m0, int64_t n0, const int32_t *blk, const uint32_t *row_corr);
 void im_requant_avx512(const int32_t *acc, int64_t n, int32_t multiplier, int32_t shift, int32_t zero_point,
                        int32_t out_min, int32_t out_max, uint8_t *out);

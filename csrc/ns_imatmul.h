@@ -42,10 +42,12 @@ int32_t ns_requant_int8_fast(const int32_t *acc, int64_t n, int32_t multiplier, 
 /* The per-shift sample-shift unit's final summation, by the unit's own rule (ns_sample_shift_finish):
  * for each of the n outputs, total = c (or 0); then for s = 0 .. 4: total = finish(total, g[s][i], s).
  * g: 5 x n int32 group accumulators. out: n accumulator codes. *events gets the events counted.
- * Threads split the outputs. Returns the first failing status (an overflow under an 'error' policy)
- * or NS_OK. */
+ * Each g[s][i] must be the exact group value, inside the accumulator's range. Threads split the
+ * outputs. level: 0 the unit's rule (ns_sample_shift_finish), 1 AVX-512 8 outputs at a time, the same
+ * bits and events (wrap / saturate policies, deterministic rounding; others run level 0), -1 best.
+ * Returns the first failing status (an overflow under an 'error' policy) or NS_OK. */
 int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
-                                int64_t *events, int32_t nthreads);
+                                int64_t *events, int32_t nthreads, int32_t level);
 /* CDEF END */
 
 #ifdef __cplusplus

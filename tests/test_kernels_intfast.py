@@ -328,3 +328,35 @@ def test_sample_shift_symmetric_and_unsigned_operands(direction, grouping):
             a[a == 8] = 7                      # the code the symmetric format excludes
         b = rng.integers(0, 16, (23, 6)).astype(np.uint8)
         _check_all_levels(unit, "sample_shift", a, b, sample_shift=rng.integers(0, 5, 23))
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(seed=st.integers(0, 2**32 - 1), direction=st.sampled_from(["left", "right"]),
+       rounding=st.sampled_from(["toward_neg", "nearest_even", "nearest_away", "toward_zero", "toward_pos"]),
+       acc_overflow=st.sampled_from(["wrap", "saturate"]), shift_overflow=st.sampled_from(["wrap", "saturate"]),
+       acc_bits=st.sampled_from([32, 20]), n=st.sampled_from([1, 7, 8, 9, 100]))
+def test_shift_finish_vector_level_matches_the_units_rule(seed, direction, rounding, acc_overflow, shift_overflow,
+                                                          acc_bits, n):
+    """ns_imatmul_shift_finish level 1 (AVX-512) against level 0 (ns_sample_shift_finish, the unit's own
+    rule) on group values over the accumulator's whole range: ties at every shift, wraps, saturation."""
+    if not lib.ns_imatmul_has_level(1):
+        pytest.skip("no AVX-512 VNNI level on this CPU")
+    unit = numsim.get_unit("int4_int32_sample_shift", grouping="per_shift", shift_direction=direction,
+                           shift_rounding=rounding, acc_overflow=acc_overflow, shift_overflow=shift_overflow,
+                           acc_bits=acc_bits)
+    rng = np.random.default_rng(seed)
+    lim = 2 ** (acc_bits - 1)
+    g = rng.integers(-lim, lim, (5, n))
+    g[:, ::3] = rng.integers(-40, 40, (5, (n + 2) // 3))                          # small values: ties, signs
+    g[:, 1::5] = rng.choice([-lim, lim - 1, -1, 0, 1], size=(5, len(range(1, n, 5))))
+    g = np.ascontiguousarray(g.astype(np.int32))
+    c = (rng.integers(-lim, lim, n) & (2**acc_bits - 1)).astype(np.uint32)
+    results = []
+    for level in (0, 1):
+        out = np.empty(n, np.uint32)
+        ev = ffi.new("int64_t *")
+        assert lib.ns_imatmul_shift_finish(unit._c, cptr("int32_t *", g), n, cptr("uint32_t *", c),
+                                           cptr("uint32_t *", out), ev, 2, level) == 0
+        results.append((out, int(ev[0])))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]

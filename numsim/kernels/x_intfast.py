@@ -464,7 +464,7 @@ def _sample_shift_run(level):
         ev = ffi.new("int64_t *")
         st = lib.ns_imatmul_shift_finish(unit._c, cptr("int32_t *", g), M * N,
                                          ffi.NULL if cc is None else cptr("uint32_t *", cc),
-                                         cptr("uint32_t *", out), ev, nt)
+                                         cptr("uint32_t *", out), ev, nt, _stage_level(level))
         if st:
             raise NumsimError(f"{unit.name}: the final summation overflowed under an 'error' policy (status {st}); "
                               "the MAC-level path names the output")
