@@ -9,6 +9,14 @@ compares every kernel with the MAC-level path at every level the machine has.
 The C kernel computes (c + sum_k a'b') mod 2^32 with a' = a 2^sa_k, b' = b 2^sb_k in int8/uint8 lanes
 (the proof that every level gives exactly this residue is in csrc/imatmul.c). What makes the residue
 the MAC-level unit's result is each family's bound, stated in its proof below.
+
+Kernels (KERNELS, BY_NAME), each at the levels amx, avx512_vnni and portable:
+- `int_mac.imatmul.<level>`: IntMacUnit (int4_int32, int4_int32_requant: the output stage by
+  `requant_int8`, AVX-512 at the SIMD levels, the scalar rule at the portable one);
+- `sample_shift.imatmul.<level>`: SampleShiftUnit, left shifts (the int MAC with align_shift = 4 - s),
+  right shifts per shift value (exact group GEMMs, the unit's own final summation, vectorised), right
+  shifts per sample (one-hot lanes against the unit's term table);
+- `imma.imatmul.<level>`: IntMMAUnit (h100_imma_s8 / s4, wrap and saturate).
 """
 from __future__ import annotations
 
