@@ -172,7 +172,10 @@ def _split_shifts(shift, a_fmt, b_fmt):
 def requant_int8(stage, acc32, level):
     """RequantInt8.apply of int32 accumulators (any shape) through ns_requant_int8_fast: level 1
     AVX-512F, 0 the scalar rule of csrc/units.c (the same bits; tests compare them)."""
-    acc = np.ascontiguousarray(acc32, dtype=np.uint32).view(np.int32)
+    acc = np.asarray(acc32)
+    if acc.dtype != np.int32:               # int32 codes or values: a view, no copy
+        acc = acc.astype(np.uint32, copy=False).view(np.int32)
+    acc = np.ascontiguousarray(acc)
     out = np.empty(acc.shape, dtype=np.uint8)
     st = lib.ns_requant_int8_fast(cptr("int32_t *", acc), acc.size, stage.multiplier, stage.shift, stage.zero_point,
                                   stage.out_min, stage.out_max, cptr("uint8_t *", out), int(level))
