@@ -7,6 +7,7 @@
 #include "ns_formats.h"
 #include "ns_fastgemm.h"
 #include "ns_intgemm.h"
+#include "ns_imatmul.h"
 #include "ns_units.h"
 #include "ns_hw.h"
 #include "ns_dpi.h"
