@@ -57,6 +57,11 @@ def _dlpack_module(x):
     return sys.modules.get(type(x).__module__.split(".")[0])
 
 
+def _on_device(x):
+    """Whether x is a DLPack tensor on a device other than the CPU (numsim.gpu computes there)."""
+    return _dlpack_module(x) is not None and hasattr(x, "__dlpack_device__") and int(x.__dlpack_device__()[0]) != 1
+
+
 def _from_dlpack(x, arg):
     dev = x.__dlpack_device__() if hasattr(x, "__dlpack_device__") else (1, 0)
     if int(dev[0]) != 1:  # kDLCPU
@@ -199,6 +204,10 @@ def matmul(a, b, unit, c=None, nthreads=None) -> MatmulResult:
     nthreads: threads over output tiles (the unit's reduction order never changes).
     """
     unit = get_unit(unit)
+    if _on_device(a) or _on_device(b):    # device tensors compute on their device (lazy: needs triton)
+        from .gpu import matmul as gpu_matmul
+
+        return gpu_matmul(a, b, unit, c=c)
     mod = _dlpack_module(a) or _dlpack_module(b)
     a_codes, qa = _as_operand(a, get_format(unit.a_fmt), "a")
     b_codes, qb = _as_operand(b, get_format(unit.b_fmt), "b")

@@ -1,0 +1,240 @@
+"""numsim.gpu's Triton kernels vs the CPU units, bit for bit, through Triton's interpreter.
+
+TRITON_INTERPRET=1 is set before triton is imported (this module imports it first), so the @triton.jit
+kernels run on CPU tensors with numpy arithmetic: their logic (order of adds, TwoSum + round to odd,
+overflow, signed zeros, NaN codes, int8 lanes) is checked here; what only a GPU can check (tl.dot's
+int8 path on tensor cores, the fp32 add's rounding and denormal handling on the device) is in
+tools/gpu/check.py and docs/gpu.md. Sizes are small: the interpreter runs a program at a time."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+if "triton" not in sys.modules:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+torch = pytest.importorskip("torch", reason="numsim.gpu needs torch")
+pytest.importorskip("triton", reason="numsim.gpu needs triton (the gpu extra)")
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set", allow_module_level=True)
+
+import numsim  # noqa: E402
+from numsim import gpu  # noqa: E402
+from numsim.codec import decode  # noqa: E402
+from numsim.units import FloatMacUnit, IntMacUnit  # noqa: E402
+
+SEED = 1616
+
+
+def _edge_codes(fmt):
+    """Codes of the format's edge values: zeros, extremes, smallest subnormals, inf and NaN, 1."""
+    t = decode(np.arange(2**fmt.bits, dtype=np.uint32), fmt).astype(np.float64)
+    fin = np.isfinite(t)
+    picks = set()
+    for v in (0.0, 1.0, -1.0):
+        picks.update(np.flatnonzero(t == v)[:1].tolist())
+    picks.update(np.flatnonzero((t == 0) & np.signbit(t)).tolist())
+    if fin.any():
+        mag = np.where(fin, np.abs(t), np.nan)
+        picks.update(np.flatnonzero(mag == np.nanmax(mag)).tolist())
+        nz = np.where(mag > 0, mag, np.nan)
+        if np.isfinite(nz).any():
+            picks.update(np.flatnonzero(nz == np.nanmin(nz)).tolist())
+    picks.update(np.flatnonzero(~fin).tolist()[:4])
+    return np.array(sorted(picks), np.uint32)
+
+
+def _operands(unit, M, K, N, rng, edge=0.2):
+    a = rng.integers(0, 2**unit.a_fmt.bits, (M, K)).astype(np.uint32)
+    b = rng.integers(0, 2**unit.b_fmt.bits, (K, N)).astype(np.uint32)
+    ea, eb = _edge_codes(unit.a_fmt), _edge_codes(unit.b_fmt)
+    ma, mb = rng.random(a.shape) < edge, rng.random(b.shape) < edge
+    a[ma] = rng.choice(ea, int(ma.sum()))
+    b[mb] = rng.choice(eb, int(mb.sum()))
+    return a, b
+
+
+def _t(x):
+    return torch.from_numpy(np.asarray(x).astype(np.int64))
+
+
+def _same(unit, a, b, c=None, expect_kernel=True, **ctx):
+    ref = unit.gemm_codes(a, b, c=c, **ctx)
+    r = gpu.gemm_codes(unit, _t(a), _t(b), c=None if c is None else _t(c), **ctx)
+    got = r.codes.numpy()
+    want = np.asarray(ref.codes).astype(np.int64)
+    bad = np.argwhere(got != want)
+    assert bad.size == 0, (unit.name, len(bad), [(tuple(i), hex(got[tuple(i)]), hex(want[tuple(i)])) for i in bad[:4]])
+    assert r.overflow_count == ref.overflow_count
+    if expect_kernel:
+        assert r.info["kernel"].startswith("gpu."), r.info
+    else:
+        assert "fallback" in r.info, r.info
+    return r
+
+
+SHAPES = [(1, 1, 1), (3, 70, 5), (17, 33, 19), (2, 131, 3)]
+
+FLOAT_UNITS = [
+    numsim.get_unit("fp16_fp32"),
+    numsim.get_unit("fp8_fp16"),
+    FloatMacUnit(name="fp16_fp32_seq", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp32", order="sequential"),
+    FloatMacUnit(name="fp16_fp16_seq", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp16", order="sequential"),
+    FloatMacUnit(name="fp16_fp16_chunk5_sat", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp16", chunk=5,
+                 acc_overflow="saturate"),
+    FloatMacUnit(name="e5m2_fp16_chunk7", a_fmt="fp8_e5m2", b_fmt="fp8_e4m3fn", acc_fmt="fp16", chunk=7),
+    FloatMacUnit(name="fp8_fp16_seq_sat", acc_overflow="saturate", order="sequential"),
+    FloatMacUnit(name="fp16_fp32_sat", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp32", acc_overflow="saturate"),
+]
+
+
+@pytest.mark.parametrize("unit", FLOAT_UNITS, ids=lambda u: u.name)
+def test_float_units_bit_exact(unit):
+    rng = np.random.default_rng(SEED)
+    for M, K, N in SHAPES:
+        a, b = _operands(unit, M, K, N, rng)
+        _same(unit, a, b)
+    # initial accumulators: random codes, NaNs with payloads (signalling ones too), +-inf, -0, subnormals
+    M, K, N = 5, 40, 7
+    a, b = _operands(unit, M, K, N, rng, edge=0.05)
+    bits = unit.acc_fmt.bits
+    c = rng.integers(0, 2**bits, (M, N)).astype(np.uint32)
+    special = [0, 1 << (bits - 1), 1, (1 << (bits - 1)) | 1]            # +0, -0, smallest subnormals
+    inf = ((1 << unit.acc_fmt.exp_bits) - 1) << unit.acc_fmt.man_bits
+    special += [inf, inf | (1 << (bits - 1)), inf | 1, inf | (1 << (unit.acc_fmt.man_bits - 1)) | 5]
+    c.ravel()[:len(special)] = special
+    _same(unit, a, b, c=c)
+
+
+def test_float_overflow_cancellation_and_signed_zeros():
+    rng = np.random.default_rng(SEED + 1)
+    for unit in FLOAT_UNITS:
+        t = decode(np.arange(2**unit.a_fmt.bits, dtype=np.uint32), unit.a_fmt).astype(np.float64)
+        fin = np.flatnonzero(np.isfinite(t))
+        big = fin[np.argsort(np.abs(t[fin]))[-8:]]                     # the largest magnitudes: overflow
+        a = rng.choice(big, (4, 50)).astype(np.uint32)
+        b = rng.choice(big, (50, 3)).astype(np.uint32) if unit.b_fmt == unit.a_fmt else \
+            _operands(unit, 4, 50, 3, rng)[1]
+        _same(unit, a, b)
+        # x, -x pairs: exact cancellations; negative zeros only: a -0 result
+        x = rng.choice(fin, (3, 10)).astype(np.uint32)
+        neg = x ^ np.uint32(1 << (unit.a_fmt.bits - 1))
+        a = np.concatenate([x, neg], axis=1)
+        one = np.flatnonzero(decode(np.arange(2**unit.b_fmt.bits, dtype=np.uint32), unit.b_fmt) == 1.0)[0]
+        b = np.full((20, 2), one, np.uint32)
+        _same(unit, a, b)
+        nz = np.uint32(1 << (unit.a_fmt.bits - 1))
+        _same(unit, np.full((2, 9), nz, np.uint32), np.full((9, 2), one, np.uint32))
+
+
+INT_UNITS = ["h100_imma_s8", "h100_imma_s8_sat", "h100_imma_s4", "h100_imma_s4_sat", "int4_int32"]
+
+
+@pytest.mark.parametrize("name", INT_UNITS)
+def test_int_units_bit_exact(name):
+    unit = numsim.get_unit(name)
+    rng = np.random.default_rng(SEED + 2)
+    for M, K, N in SHAPES:
+        a, b = _operands(unit, M, K, N, rng)
+        _same(unit, a, b)
+    M, K, N = 9, 45, 6
+    a, b = _operands(unit, M, K, N, rng)
+    c = rng.integers(0, 2**unit.acc_fmt.bits, (M, N)).astype(np.uint32)
+    c[0, :] = 2**31 - 5                                # next to the top: the exact domain ends
+    # a wrapping int32 accumulator wraps mod 2^32 in any order: the GPU kernel keeps it; saturation
+    # (or an integer MAC's overflow) is outside the domain and falls back to the CPU kernels
+    exact = name in ("h100_imma_s8", "h100_imma_s4")
+    _same(unit, a, b, c=c, expect_kernel=exact)
+    _same(unit, a, b, c=c % 2**20, expect_kernel=True)
+
+
+def test_int_mac_align_shift_and_refusals():
+    unit = numsim.get_unit("int4_int32")
+    rng = np.random.default_rng(SEED + 3)
+    a, b = _operands(unit, 7, 37, 5, rng)
+    shift = rng.integers(0, 5, 37)
+    _same(unit, a, b, align_shift=shift)
+    # not on the GPU: an output stage, a pairwise order, fused groups; same bits through the CPU kernels
+    for u in (numsim.get_unit("int4_int32_requant"),
+              FloatMacUnit(name="pairwise", order="pairwise"),
+              FloatMacUnit(name="fused4", k_step=4)):
+        a, b = _operands(u, 4, 11, 3, rng)
+        r = _same(u, a, b, expect_kernel=False)
+        assert gpu.supported(u) == r.info["fallback"]
+    with pytest.raises(numsim.NumsimError, match="no GPU kernel"):
+        gpu.gemm_codes(FloatMacUnit(name="pw", order="pairwise"), _t(a), _t(b), fallback=False)
+
+
+def test_bad_input_names_the_argument():
+    unit = numsim.get_unit("fp8_fp16")
+    with pytest.raises(numsim.NumsimError, match="^a"):
+        gpu.gemm_codes(unit, torch.full((2, 3), 300), torch.zeros((3, 2), dtype=torch.int64))
+    with pytest.raises(numsim.NumsimError, match="a, b"):
+        gpu.gemm_codes(unit, torch.zeros((2, 3), dtype=torch.int64), torch.zeros((4, 2), dtype=torch.int64))
+    with pytest.raises(numsim.NumsimError, match="^b"):
+        gpu.gemm_codes(unit, torch.zeros((2, 3), dtype=torch.int64), torch.zeros((3, 2)))
+    with pytest.raises(numsim.NumsimError, match="^c"):
+        gpu.gemm_codes(unit, torch.zeros((2, 3), dtype=torch.int64), torch.zeros((3, 2), dtype=torch.int64),
+                       c=torch.zeros((3, 3), dtype=torch.int64))
+
+
+@pytest.mark.parametrize("name", ["fp8_fp16", "fp16_fp32", "h100_imma_s8", "int4_int32"])
+def test_gpu_matmul_matches_numsim_matmul(name):
+    """numsim.gpu.matmul (what numsim.matmul runs for device tensors) on CPU tensors through the
+    interpreter: the same codes and values as numsim.matmul's CPU path, batch dims and c included."""
+    unit = numsim.get_unit(name)
+    rng = np.random.default_rng(SEED + 4)
+    a = rng.integers(0, 2**unit.a_fmt.bits, (2, 6, 21)).astype(np.int64)
+    b = rng.integers(0, 2**unit.b_fmt.bits, (21, 5)).astype(np.int64)
+    c = (rng.integers(-100, 100, (6, 5)) if unit.acc_fmt.kind == "int" else rng.integers(-8, 8, (6, 5)) / 4.0)
+    ref = numsim.matmul(torch.from_numpy(a), torch.from_numpy(b), unit, c=torch.from_numpy(c))
+    got = gpu.matmul(torch.from_numpy(a), torch.from_numpy(b), unit, c=torch.from_numpy(c))
+    assert torch.equal(got.codes, ref.codes)
+    same = (got.acc_values == ref.acc_values) | (torch.isnan(got.acc_values) & torch.isnan(ref.acc_values))
+    assert bool(same.all())
+    assert got.overflow_count == ref.overflow_count
+    assert all(k.startswith("gpu.") for k in got.info["kernel"])
+
+
+def test_device_tensors_route_to_gpu(monkeypatch):
+    """numsim.matmul hands a non-CPU DLPack tensor to numsim.gpu.matmul (no host round trip)."""
+    import numsim.gemm as g
+
+    seen = {}
+    monkeypatch.setattr(g, "_on_device", lambda x: True)
+    monkeypatch.setattr(gpu, "matmul", lambda a, b, unit, c=None: seen.setdefault("unit", unit.name))
+    assert numsim.matmul(torch.zeros((2, 2), dtype=torch.int64), torch.zeros((2, 2), dtype=torch.int64),
+                         "fp8_fp16") == "fp8_fp16"
+
+
+def _double_rounding_cases(rng, n):
+    """(acc, x, y) fp16 triples where rounding acc + x*y to fp32 first, then to fp16, is wrong: the
+    cases the TwoSum + round-to-odd step exists for."""
+    out = []
+    while len(out) < n:
+        acc = rng.uniform(-4, 4, 4096).astype(np.float16)
+        x = rng.uniform(-2, 2, 4096).astype(np.float16)
+        y = (rng.uniform(0.5, 1, 4096) * 2.0 ** rng.integers(-14, -8, 4096)).astype(np.float16)
+        exact = acc.astype(np.float64) + x.astype(np.float64) * y.astype(np.float64)   # exact: < 53 bits
+        naive = exact.astype(np.float32).astype(np.float16)
+        hit = np.flatnonzero(naive != exact.astype(np.float16))
+        out += [(acc[i], x[i], y[i]) for i in hit]
+    return out[:n]
+
+
+def test_fp16_accumulator_double_rounding_cases():
+    unit = FloatMacUnit(name="fp16_fp16_seq", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp16", order="sequential")
+    cases = _double_rounding_cases(np.random.default_rng(SEED + 5), 24)
+    acc, x, y = (np.array(v, np.float16).view(np.uint16).astype(np.uint32) for v in zip(*cases))
+    n = len(cases)
+    c = np.tile(acc[:, None], (1, n))
+    _same(unit, x.reshape(n, 1), y.reshape(1, n), c=c)      # row i, column i is case i
+
+
+def test_negative_zero_chunks_and_start():
+    """A chunk of -0 products starts at -0 (no add), and -0 + -0 stays -0 (c = -0)."""
+    for unit in FLOAT_UNITS:
+        nz = np.uint32(1 << (unit.a_fmt.bits - 1))
+        one = np.flatnonzero(decode(np.arange(2**unit.b_fmt.bits, dtype=np.uint32), unit.b_fmt) == 1.0)[0]
+        c = np.full((2, 2), 1 << (unit.acc_fmt.bits - 1), np.uint32)
+        _same(unit, np.full((2, 9), nz, np.uint32), np.full((9, 2), one, np.uint32), c=c)
