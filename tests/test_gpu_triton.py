@@ -21,37 +21,14 @@ if os.environ.get("TRITON_INTERPRET") != "1":
 import numsim  # noqa: E402
 from numsim import gpu  # noqa: E402
 from numsim.codec import decode  # noqa: E402
+from numsim.gpu.inputs import accumulators, operands  # noqa: E402
 from numsim.units import FloatMacUnit, IntMacUnit  # noqa: E402
 
 SEED = 1616
 
 
-def _edge_codes(fmt):
-    """Codes of the format's edge values: zeros, extremes, smallest subnormals, inf and NaN, 1."""
-    t = decode(np.arange(2**fmt.bits, dtype=np.uint32), fmt).astype(np.float64)
-    fin = np.isfinite(t)
-    picks = set()
-    for v in (0.0, 1.0, -1.0):
-        picks.update(np.flatnonzero(t == v)[:1].tolist())
-    picks.update(np.flatnonzero((t == 0) & np.signbit(t)).tolist())
-    if fin.any():
-        mag = np.where(fin, np.abs(t), np.nan)
-        picks.update(np.flatnonzero(mag == np.nanmax(mag)).tolist())
-        nz = np.where(mag > 0, mag, np.nan)
-        if np.isfinite(nz).any():
-            picks.update(np.flatnonzero(nz == np.nanmin(nz)).tolist())
-    picks.update(np.flatnonzero(~fin).tolist()[:4])
-    return np.array(sorted(picks), np.uint32)
-
-
 def _operands(unit, M, K, N, rng, edge=0.2):
-    a = rng.integers(0, 2**unit.a_fmt.bits, (M, K)).astype(np.uint32)
-    b = rng.integers(0, 2**unit.b_fmt.bits, (K, N)).astype(np.uint32)
-    ea, eb = _edge_codes(unit.a_fmt), _edge_codes(unit.b_fmt)
-    ma, mb = rng.random(a.shape) < edge, rng.random(b.shape) < edge
-    a[ma] = rng.choice(ea, int(ma.sum()))
-    b[mb] = rng.choice(eb, int(mb.sum()))
-    return a, b
+    return operands(unit, M, K, N, rng, edge)
 
 
 def _t(x):
@@ -97,13 +74,7 @@ def test_float_units_bit_exact(unit):
     # initial accumulators: random codes, NaNs with payloads (signalling ones too), +-inf, -0, subnormals
     M, K, N = 5, 40, 7
     a, b = _operands(unit, M, K, N, rng, edge=0.05)
-    bits = unit.acc_fmt.bits
-    c = rng.integers(0, 2**bits, (M, N)).astype(np.uint32)
-    special = [0, 1 << (bits - 1), 1, (1 << (bits - 1)) | 1]            # +0, -0, smallest subnormals
-    inf = ((1 << unit.acc_fmt.exp_bits) - 1) << unit.acc_fmt.man_bits
-    special += [inf, inf | (1 << (bits - 1)), inf | 1, inf | (1 << (unit.acc_fmt.man_bits - 1)) | 5]
-    c.ravel()[:len(special)] = special
-    _same(unit, a, b, c=c)
+    _same(unit, a, b, c=accumulators(unit, M, N, rng))
 
 
 def test_float_overflow_cancellation_and_signed_zeros():
@@ -139,8 +110,7 @@ def test_int_units_bit_exact(name):
         _same(unit, a, b)
     M, K, N = 9, 45, 6
     a, b = _operands(unit, M, K, N, rng)
-    c = rng.integers(0, 2**unit.acc_fmt.bits, (M, N)).astype(np.uint32)
-    c[0, :] = 2**31 - 5                                # next to the top: the exact domain ends
+    c = accumulators(unit, M, N, rng)                  # row 0 next to the top: the exact domain ends
     # a wrapping int32 accumulator wraps mod 2^32 in any order: the GPU kernel keeps it; saturation
     # (or an integer MAC's overflow) is outside the domain and falls back to the CPU kernels
     exact = name in ("h100_imma_s8", "h100_imma_s4")
