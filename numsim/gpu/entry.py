@@ -349,17 +349,33 @@ def _signed(codes, bits):
     return torch.where(codes >= 2 ** (bits - 1), codes - 2**bits, codes).to(dt)
 
 
+def _device_tensor(x, arg):
+    """x as a torch tensor (zero copy through DLPack), or a NumsimError naming the argument."""
+    dev = tuple(int(v) for v in x.__dlpack_device__()) if hasattr(x, "__dlpack_device__") else None
+    try:
+        torch = _torch()
+    except NumsimError as e:
+        raise NumsimError(f"{arg}: DLPack device {dev} is not the CPU; {e}") from None
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.from_dlpack(x)
+    except (AssertionError, RuntimeError, BufferError, TypeError, ValueError) as e:
+        raise NumsimError(f"{arg}: DLPack device {dev} is not the CPU, and torch could not import it for "
+                          f"numsim.gpu: {e}") from None
+
+
 def matmul(a, b, unit, c=None):
     """numsim.matmul for device tensors (torch, or any DLPack producer torch imports): a (..., M, K)
     and b (..., K, N) codes, c as numsim.matmul takes it (unsigned codes, or signed integers / floats
     as values). Results (codes as the CPU path hands them to torch: uint16/uint32 bits as int16/int32,
     values float64) stay on the operands' device."""
-    torch = _torch()
     from ..gemm import MatmulResult
 
     unit = get_unit(unit)
-    a = a if isinstance(a, torch.Tensor) else torch.from_dlpack(a)
-    b = b if isinstance(b, torch.Tensor) else torch.from_dlpack(b)
+    a = _device_tensor(a, "a")
+    b = _device_tensor(b, "b")
+    torch = _torch()
     if a.ndim < 2 or b.ndim < 2:
         raise bad("a, b", "tensors of at least 2 dimensions (..., M, K) and (..., K, N)",
                   f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
