@@ -64,7 +64,8 @@ def int_dot_kernel(a_ptr, b_ptr, c_ptr, d_ptr, M, N, K, HAS_C: tl.constexpr,
 
 @triton.jit
 def _finite(x):
-    return (x - x) == 0.0          # NaN for inf and NaN
+    # a comparison, not x - x == 0: no compiler may fold it away
+    return tl.abs(x) <= 3.4028234663852886e38
 
 
 @triton.jit
@@ -73,7 +74,7 @@ def _round_one(p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
     if ACC_F16:
         r = p.to(tl.float16).to(tl.float32)
         if SAT:
-            r = tl.where(_finite(p) & (r - r != 0.0), tl.where(p < 0, -65504.0, 65504.0), r)
+            r = tl.where(_finite(p) & (tl.abs(r) > 65504.0), tl.where(p < 0, -65504.0, 65504.0), r)
     else:
         r = p                      # exact in fp32
     return r
@@ -96,11 +97,11 @@ def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
         so = bits.to(tl.float32, bitcast=True)
         r = so.to(tl.float16).to(tl.float32)
         if SAT:
-            r = tl.where(_finite(so) & (r - r != 0.0), tl.where(so < 0, -65504.0, 65504.0), r)
+            r = tl.where(_finite(so) & (tl.abs(r) > 65504.0), tl.where(so < 0, -65504.0, 65504.0), r)
     else:
         r = s
         if SAT:
-            r = tl.where(_finite(acc) & _finite(p) & (s - s != 0.0),
+            r = tl.where(_finite(acc) & _finite(p) & (tl.abs(s) > 3.4028234663852886e38),
                          tl.where(s < 0, -3.4028234663852886e38, 3.4028234663852886e38), s)
     return r
 
