@@ -210,3 +210,28 @@ def test_negative_zero_chunks_and_start():
         one = np.flatnonzero(decode(np.arange(2**unit.b_fmt.bits, dtype=np.uint32), unit.b_fmt) == 1.0)[0]
         c = np.full((2, 2), 1 << (unit.acc_fmt.bits - 1), np.uint32)
         _same(unit, np.full((2, 9), nz, np.uint32), np.full((9, 2), one, np.uint32), c=c)
+
+
+def test_import_numsim_needs_no_triton():
+    """`import numsim` (and numsim.gpu's package) import neither triton nor torch: the GPU path is lazy."""
+    import subprocess
+
+    code = ("import sys, numsim, numsim.gpu; bad = [m for m in ('triton', 'torch') if m in sys.modules]; "
+            "sys.exit(str(bad) if bad else 0)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr or r.stdout
+
+
+def test_codes_of_the_formats_own_width_are_bits():
+    """int16 tensors of fp16 codes (torch has no usable uint16) and float16 initial accumulators."""
+    unit = FloatMacUnit(name="fp16_fp16_seq", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp16", order="sequential")
+    rng = np.random.default_rng(SEED + 6)
+    a, b = operands(unit, 4, 9, 3, rng)
+    c = rng.uniform(-4, 4, (4, 3)).astype(np.float16)
+    ref = unit.gemm_codes(a, b, c=c.view(np.uint16).astype(np.uint32))
+    ta = torch.from_numpy(a.astype(np.uint16).view(np.int16))
+    tb = torch.from_numpy(b.astype(np.uint16).view(np.int16))
+    r = gpu.gemm_codes(unit, ta, tb, c=torch.from_numpy(c))
+    assert np.array_equal(r.codes.numpy(), ref.codes.astype(np.int64))

@@ -141,8 +141,10 @@ def _codes(x, fmt, arg):
     """An int64 tensor of the codes of `fmt` in x (integer torch tensor; a signed dtype of the
     format's own width is read as its bits)."""
     torch = _torch()
+    if not isinstance(x, torch.Tensor) and hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
+        x = _device_tensor(x, arg)                       # another framework's tensor: zero copy
     if not isinstance(x, torch.Tensor):
-        raise bad(arg, "a torch tensor of codes", type(x).__name__)
+        raise bad(arg, "a torch (or DLPack) tensor of codes", type(x).__name__)
     if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
         raise bad(arg, f"an integer tensor of {fmt} codes", f"dtype {x.dtype}")
     width = {torch.int8: 8, torch.int16: 16, torch.int32: 32}.get(x.dtype)
