@@ -66,7 +66,8 @@ class FloatMacUnit(CUnit):
 
     _ctx_key = None
     _ctx_range = (0, 0)
-    kernels = ("float_mac.exact_double", "float_mac.mac_level")
+    kernels = ("float_mac.fma_chain_fp16", "float_mac.fma_chain", "float_mac.exact_double",
+               "float_mac.fma_chain_portable", "float_mac.mac_level")
 
     def __post_init__(self):
         set_field(self, "a_fmt", get_format(self.a_fmt))

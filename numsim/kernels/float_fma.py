@@ -261,14 +261,7 @@ KERNELS = (
 )
 
 
-def _register():
-    from . import LEVELS as REGISTRY_LEVELS
-
-    for k in KERNELS:
-        if k.level in REGISTRY_LEVELS:      # avx512_fp16 registers once the registry lists that level
-            register(k)
-
-
-_register()
+for _k in KERNELS:
+    register(_k)
 
 __all__ = ["KERNELS", "LEVELS", "level_ok", "domain_fmachain", "domain_fp16_fma", "run_fmachain"]
