@@ -9,4 +9,5 @@
 #include "ns_hw.h"
 #include "ns_dpi.h"
 #include "ns_verify.h"
+#include "ns_fpops.h"
 #endif
