@@ -352,3 +352,75 @@ def format_lines(vectors: Vectors) -> str:
     for c in cols[1:]:
         out = np.char.add(np.char.add(out, " "), c)
     return "\n".join(out.tolist()) + ("\n" if len(vectors) else "")
+
+
+# ---- running Berkeley testfloat_gen ------------------------------------------------------------------------
+
+TESTFLOAT_SHARED_OPS = ["f16_add", "f16_sub", "f16_mul", "f16_div", "f16_mulAdd", "f32_add", "f32_sub", "f32_mul",
+                        "f32_div", "f32_mulAdd", "f16_to_f32", "f32_to_f16"]
+
+
+def testfloat_gen_path(exe=None):
+    """The testfloat_gen executable: `exe`, or the one on PATH (None when there is none)."""
+    import shutil
+
+    return shutil.which(exe or "testfloat_gen")
+
+
+def run_testfloat_gen(op, level=1, rounding="nearest_even", tininess="after", max_lines=None, every=1, exe=None,
+                      seed=None) -> bytes:
+    """testfloat_gen's lines for one function, mode and tininess rule. max_lines stops the stream
+    after that many lines were read (level 2 of mulAdd is 10^9 cases); every=k keeps every k-th."""
+    import subprocess
+
+    path = testfloat_gen_path(exe)
+    if path is None:
+        raise NumsimError("exe: testfloat_gen is not on PATH; build it with tools/testfloat.sh")
+    fn = op if isinstance(op, Function) else parse_function(op)
+    if level not in (1, 2):
+        raise bad("level", "1 or 2", level)
+    mode = TESTFLOAT_ROUNDING_OPTION[parse_rounding(rounding)]
+    tin = fpops.tininess_rule(tininess)
+    if not isinstance(every, (int, np.integer)) or every < 1:
+        raise bad("every", "a positive integer", every)
+    cmd = [path, "-level", str(level), "-r" + mode, "-tininess" + tin]
+    if seed is not None:
+        cmd += ["-seed", str(int(seed))]
+    proc = subprocess.Popen(cmd + [fn.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = []
+    try:
+        for i, line in enumerate(proc.stdout):
+            if max_lines is not None and i >= max_lines:
+                break
+            if i % every == 0:
+                out.append(line)
+    finally:
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        rc = proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+    if rc not in (0, -9) and not out:
+        raise NumsimError(f"op: testfloat_gen failed for {fn.name}: {err}")
+    return b"".join(out)
+
+
+def run_suite(ops=None, modes=None, tininess=("after",), level=1, max_lines=None, every=1, nan_rule="x86",
+              exe=None, on_result=None):
+    """Check numsim against testfloat_gen for every function x rounding mode x tininess rule.
+    Returns the CheckResults (each with its tininess rule in .rounding's neighbour, .tininess)."""
+    ops = list(ops or TESTFLOAT_SHARED_OPS)
+    modes = [parse_rounding(m) for m in (modes or list(TESTFLOAT_ROUNDING_OPTION))]
+    results = []
+    for op in ops:
+        fn = parse_function(op)
+        for tin in tininess:
+            for mode in modes:
+                lines = run_testfloat_gen(fn, level, mode, tin, max_lines, every, exe)
+                r = check(lines, fn, mode, tininess=tin, nan_rule=nan_rule)
+                r.tininess = fpops.tininess_rule(tin)
+                results.append(r)
+                if on_result:
+                    on_result(r)
+    return results
