@@ -7,9 +7,10 @@ from .units import get_unit, unit_names
 from .gemm import MatmulResult, conv2d, matmul
 from .mac import FloatMacUnit, Int4Fp4r4Unit, IntMacUnit, RequantInt8, SampleShiftUnit
 from .hardware import FusedDotUnit, IntMMAUnit
+from . import fpops
 
 __version__ = "0.1.0"
 
 __all__ = ["NumsimError", "FloatFormat", "IntFormat", "FORMATS", "get_format", "encode", "decode", "quantize",
            "QTensor", "get_unit", "unit_names", "matmul", "conv2d", "MatmulResult", "IntMacUnit", "SampleShiftUnit",
-           "FloatMacUnit", "Int4Fp4r4Unit", "RequantInt8", "FusedDotUnit", "IntMMAUnit"]
+           "FloatMacUnit", "Int4Fp4r4Unit", "RequantInt8", "FusedDotUnit", "IntMMAUnit", "fpops"]
