@@ -428,7 +428,75 @@ uint32_t ns_fp_fma(const ns_format *fa, const ns_format *z, const ns_fp_env *env
     return add_finite(z, env, sp, A.exp + B.exp, A.sig * B.sig, C.sign, C.exp, C.sig, flags);
 }
 
+/* ---- integer conversions (SoftFloat's f16_to_i32 / i32_to_f16 for any numsim integer format) ---------- */
+
+enum { INT_POS_OVERFLOW = 0, INT_NEG_OVERFLOW = 1, INT_FROM_NAN = 2 };
+
+static inline uint32_t int_mask(const ns_format *z) {
+    return z->bits == 32 ? UINT32_C(0xFFFFFFFF) : ((UINT32_C(1) << z->bits) - 1);
+}
+static inline uint64_t int_max_pos(const ns_format *z) {
+    return z->is_signed ? (UINT64_C(1) << (z->bits - 1)) - 1 : (uint64_t)int_mask(z);
+}
+static inline uint64_t int_max_neg(const ns_format *z) {    /* largest magnitude of a negative value */
+    if (!z->is_signed) return 0;
+    return z->symmetric ? int_max_pos(z) : int_max_pos(z) + 1;
+}
+static inline uint32_t int_pack(const ns_format *z, int negative, uint64_t mag) {
+    return (uint32_t)((negative ? (UINT64_C(0) - mag) : mag) & int_mask(z));
+}
+
+/* The integer an invalid conversion returns (SoftFloat's i32_fromPosOverflow, ..._fromNaN). */
+static uint32_t int_invalid_result(const ns_format *z, const ns_fp_env *env, int why) {
+    const uint32_t all_ones = int_mask(z);
+    const uint32_t max_pos = (uint32_t)int_max_pos(z), min_neg = int_pack(z, 1, int_max_neg(z));
+    switch (env->nan_rule) {
+    case NS_FP_NAN_X86_SSE:  /* the "integer indefinite": the most negative code, or all ones */
+        return z->is_signed ? min_neg : all_ones;
+    case NS_FP_NAN_ARM:
+        if (why == INT_FROM_NAN) return 0;
+        return why == INT_POS_OVERFLOW ? max_pos : min_neg;
+    default:
+        if (why == INT_FROM_NAN) return max_pos;
+        return why == INT_POS_OVERFLOW ? max_pos : min_neg;
+    }
+}
+
+static uint32_t float_to_int(const ns_format *fa, const ns_format *z, const ns_fp_env *env, uint32_t a,
+                             uint8_t *flags) {
+    const fp_unpacked A = unpack(fa, a);
+    uint64_t n;
+    int inexact = 0;
+    if (A.cls == FP_NAN) { *flags |= NS_FP_FLAG_INVALID; return int_invalid_result(z, env, INT_FROM_NAN); }
+    if (A.cls == FP_INF) goto invalid;
+    if (A.cls == FP_ZERO) return 0;
+    if (A.exp >= 0) {
+        if (A.exp + ns_msb64(A.sig) >= 33) goto invalid;    /* >= 2^33: past every 32-bit integer */
+        n = A.sig << A.exp;
+    } else {
+        /* round_to_odd of an integer: the magnitude's last bit is the integer's (SoftFloat's roundToI32) */
+        n = round_shift(A.sig, -A.exp, magnitude_mode(env->rounding, A.sign), &inexact);
+    }
+    if (n > (A.sign ? int_max_neg(z) : int_max_pos(z))) goto invalid;
+    if (inexact && env->exact) *flags |= NS_FP_FLAG_INEXACT;
+    return int_pack(z, A.sign && n, n);
+
+invalid:
+    *flags |= NS_FP_FLAG_INVALID;
+    return int_invalid_result(z, env, A.sign ? INT_NEG_OVERFLOW : INT_POS_OVERFLOW);
+}
+
+static uint32_t int_to_float(const ns_format *fa, const ns_format *z, const ns_fp_env *env, uint32_t a,
+                             uint8_t *flags) {
+    const int negative = fa->is_signed && ((a >> (fa->bits - 1)) & 1);
+    const uint64_t mag = negative ? (UINT64_C(1) << fa->bits) - a : a;
+    if (!mag) return pack_zero(z, 0);
+    return round_pack_to_format(z, env, negative, 0, mag, flags);
+}
+
 uint32_t ns_fp_convert(const ns_format *fa, const ns_format *z, const ns_fp_env *env, uint32_t a, uint8_t *flags) {
+    if (fa->kind == NS_KIND_INT) return int_to_float(fa, z, env, a, flags);
+    if (z->kind == NS_KIND_INT) return float_to_int(fa, z, env, a, flags);
     const fp_unpacked A = unpack(fa, a);
     switch (A.cls) {
     case FP_NAN: return pack_nan_of(z, propagate_nan(env, A, A, flags), flags);
@@ -451,8 +519,17 @@ static int valid_float_format(const ns_format *f) {
     return !((f->specials == NS_SPECIALS_IEEE || f->specials == NS_SPECIALS_FN) && f->man_bits < 1);
 }
 
+static int valid_int_format(const ns_format *f) {
+    return f && f->kind == NS_KIND_INT && f->bits >= 1 && f->bits <= 32 && (f->is_signed == 0 || f->is_signed == 1) &&
+           (f->symmetric == 0 || (f->symmetric == 1 && f->is_signed)) && !(f->is_signed && f->bits < 2);
+}
+
 static int valid_env(const ns_fp_env *e, const ns_format *z) {
     if (!e) return 0;
+    if (z->kind == NS_KIND_INT)
+        return ((e->rounding >= NS_ROUND_NEAREST_EVEN && e->rounding <= NS_ROUND_TOWARD_POS) ||
+                e->rounding == NS_FP_ROUND_ODD) && e->nan_rule >= NS_FP_NAN_X86_SSE && e->nan_rule <= NS_FP_NAN_RISCV &&
+               (e->exact == 0 || e->exact == 1);
     if (!((e->rounding >= NS_ROUND_NEAREST_EVEN && e->rounding <= NS_ROUND_TOWARD_POS) ||
           (e->rounding == NS_FP_ROUND_ODD && !is_radix4(z))))
         return 0;
@@ -465,8 +542,10 @@ static int valid_env(const ns_fp_env *e, const ns_format *z) {
 
 static int32_t check_codes(const uint32_t *x, size_t n, const ns_format *f, int64_t *err_index) {
     const uint64_t limit = UINT64_C(1) << f->bits;
+    /* a symmetric integer format excludes its most negative code */
+    const uint64_t excluded = (f->kind == NS_KIND_INT && f->symmetric) ? UINT64_C(1) << (f->bits - 1) : limit;
     for (size_t i = 0; i < n; i++)
-        if ((uint64_t)x[i] >= limit) { *err_index = (int64_t)i; return NS_ERR_CODE; }
+        if ((uint64_t)x[i] >= limit || (uint64_t)x[i] == excluded) { *err_index = (int64_t)i; return NS_ERR_CODE; }
     return NS_OK;
 }
 
@@ -506,7 +585,9 @@ int32_t ns_fp_fma_vec(const ns_format *fa, const ns_format *fz, const ns_fp_env 
 
 int32_t ns_fp_convert_vec(const ns_format *fa, const ns_format *fz, const ns_fp_env *env, const uint32_t *a,
                           size_t n, uint32_t *z, uint8_t *flags, int64_t *err_index) {
-    if (!valid_float_format(fa) || !valid_float_format(fz) || !valid_env(env, fz)) return NS_ERR_ARG;
+    const int fa_ok = valid_float_format(fa) || (valid_int_format(fa) && valid_float_format(fz));
+    const int fz_ok = valid_float_format(fz) || (valid_int_format(fz) && valid_float_format(fa));
+    if (!fa_ok || !fz_ok || !valid_env(env, fz)) return NS_ERR_ARG;
     if (check_codes(a, n, fa, err_index)) return NS_ERR_CODE;
     for (size_t i = 0; i < n; i++) {
         uint8_t fl = 0;

@@ -37,6 +37,7 @@ typedef struct ns_fp_env {
     int32_t overflow;   /* ns_overflow: TO_INF (IEEE), SATURATE or TO_NAN */
     int32_t tininess;   /* ns_fp_tininess */
     int32_t nan_rule;   /* ns_fp_nan_rule */
+    int32_t exact;      /* float -> integer: raise inexact when rounding changed the value (SoftFloat's exact) */
 } ns_fp_env;
 
 /* Scalar operations. Operands a, b are codes of fa, c and the result codes of fz (mixed-precision
@@ -52,7 +53,10 @@ uint32_t ns_fp_div(const ns_format *fa, const ns_format *fz, const ns_fp_env *en
 /* a * b + c with one rounding (IEEE fusedMultiplyAdd). */
 uint32_t ns_fp_fma(const ns_format *fa, const ns_format *fz, const ns_fp_env *env, uint32_t a, uint32_t b,
                    uint32_t c, uint8_t *flags);
-/* The code of fa converted to fz (IEEE convertFormat). */
+/* The code of fa converted to fz (IEEE convertFormat); either may be an integer format (numsim's
+ * IntFormat): float -> integer rounds by env->rounding and, out of range or for a NaN, raises invalid
+ * and returns the NaN rule's integer (x86: the most negative code / all ones; ARM, RISC-V: the bound
+ * on the overflowing side, NaN -> 0 on ARM and the largest on RISC-V), as SoftFloat's f16_to_i32. */
 uint32_t ns_fp_convert(const ns_format *fa, const ns_format *fz, const ns_fp_env *env, uint32_t a, uint8_t *flags);
 
 /* Vector forms: flags[i] is element i's flags. They check the formats, the environment and every

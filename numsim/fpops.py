@@ -26,7 +26,7 @@ import numpy as np
 from ._ffi import cptr, ffi, lib
 from .codec import c_format
 from .errors import NumsimError, bad
-from .formats import FloatFormat, get_format
+from .formats import FloatFormat, IntFormat, get_format
 from .rounding import OVERFLOW_POLICIES, ROUNDING_MODES, overflow_policy, rounding_mode
 
 INEXACT = 1
@@ -93,18 +93,27 @@ def _float_format(fmt, arg):
     return f
 
 
-def _env(out_fmt, rounding, overflow, tininess, nan):
+def _env(out_fmt, rounding, overflow, tininess, nan, exact=False):
     r = fp_rounding(rounding)
+    env = ffi.new("ns_fp_env *")
+    env.rounding = lib.NS_FP_ROUND_ODD if r == ROUND_ODD else ROUNDING_MODES[r]
+    env.tininess = TININESS[tininess_rule(tininess)]
+    env.nan_rule = NAN_RULES[nan_rule(nan)]
+    if not isinstance(exact, (bool, np.bool_)):
+        raise bad("exact", "True or False", repr(exact))
+    env.exact = int(exact)
+    if isinstance(out_fmt, IntFormat):
+        # an out-of-range result is IEEE's invalid operation, with the NaN rule's integer
+        if overflow is not None:
+            raise NumsimError("overflow: an integer result has no overflow policy (out of range is invalid); "
+                              f"got {overflow!r}")
+        return env
     if r == ROUND_ODD and out_fmt.radix == 4:
         raise NumsimError(f"rounding: 'odd' needs a radix-2 result format; {out_fmt} is radix 4")
     o = overflow_policy(overflow, out_fmt)
     if o not in ("to_inf", "saturate", "to_nan"):
         raise NumsimError(f"overflow: expected 'to_inf', 'saturate' or 'to_nan' for an IEEE operation, got {overflow!r}")
-    env = ffi.new("ns_fp_env *")
-    env.rounding = lib.NS_FP_ROUND_ODD if r == ROUND_ODD else ROUNDING_MODES[r]
     env.overflow = OVERFLOW_POLICIES[o]
-    env.tininess = TININESS[tininess_rule(tininess)]
-    env.nan_rule = NAN_RULES[nan_rule(nan)]
     return env
 
 
@@ -117,15 +126,18 @@ def _codes(x, fmt, arg):
         raise bad(arg, f"integer codes of {fmt}", f"dtype {a.dtype}")
     if a.size:
         lo, hi = int(a.min()), int(a.max())
-        if lo < 0 or hi >= 2**fmt.bits:
-            bad_i = int(np.flatnonzero((a.reshape(-1) < 0) | (a.reshape(-1) >= 2**fmt.bits))[0])
-            raise bad(arg, f"codes of the {fmt.bits}-bit format {fmt} in [0, {2**fmt.bits})",
-                      f"{int(a.reshape(-1)[bad_i])} at flat index {bad_i}")
+        flat = a.reshape(-1)
+        excluded = 2 ** (fmt.bits - 1) if getattr(fmt, "symmetric", False) else None
+        if lo < 0 or hi >= 2**fmt.bits or (excluded is not None and (flat == excluded).any()):
+            bad_i = int(np.flatnonzero((flat < 0) | (flat >= 2**fmt.bits) | (flat == (excluded or -1)))[0])
+            raise bad(arg, f"codes of the {fmt.bits}-bit format {fmt} in [0, {2**fmt.bits})"
+                      + (f" except {excluded}" if excluded is not None else ""),
+                      f"{int(flat[bad_i])} at flat index {bad_i}")
     return a
 
 
-def _run(kind, operands, in_fmt, out_fmt, rounding, overflow, tininess, nan):
-    env = _env(out_fmt, rounding, overflow, tininess, nan)
+def _run(kind, operands, in_fmt, out_fmt, rounding, overflow, tininess, nan, exact=False):
+    env = _env(out_fmt, rounding, overflow, tininess, nan, exact)
     arrays = np.broadcast_arrays(*[a for a, _ in operands])
     shape = arrays[0].shape
     flat = [np.ascontiguousarray(a.reshape(-1), dtype=np.uint32) for a in arrays]
@@ -182,8 +194,24 @@ def fma(a, b, c, fmt, rounding="nearest_even", *, out_fmt=None, overflow=None, t
     return _run("fma", ops, f, z, rounding, overflow, tininess, nan_rule)
 
 
-def convert(a, from_fmt, to_fmt, rounding="nearest_even", *, overflow=None, tininess="after", nan_rule="x86"):
-    """Codes of from_fmt converted to to_fmt (rounded once; exact when widening)."""
-    f = _float_format(from_fmt, "from_fmt")
-    z = _float_format(to_fmt, "to_fmt")
-    return _run("convert", [(_codes(a, f, "a"), f)], f, z, rounding, overflow, tininess, nan_rule)
+def _any_format(fmt, arg):
+    try:
+        return get_format(fmt)
+    except NumsimError as e:
+        raise NumsimError(f"{arg}: {e}") from None
+
+
+def convert(a, from_fmt, to_fmt, rounding="nearest_even", *, overflow=None, tininess="after", nan_rule="x86",
+            exact=False):
+    """Codes of from_fmt converted to to_fmt (rounded once; exact when widening). One side may be an
+    integer format (SoftFloat's f16_to_i32 / i32_to_f16): a float -> integer conversion out of range or
+    of a NaN raises invalid and returns the NaN rule's integer (x86: the most negative code, or all
+    ones when unsigned); it raises inexact for a rounded value only with exact=True (SoftFloat's
+    `exact`, TestFloat's -exact)."""
+    f = _any_format(from_fmt, "from_fmt")
+    z = _any_format(to_fmt, "to_fmt")
+    if isinstance(f, IntFormat) and isinstance(z, IntFormat):
+        raise bad("to_fmt", "a float format when from_fmt is an integer format", z)
+    if exact and not isinstance(z, IntFormat):
+        raise bad("exact", "False unless to_fmt is an integer format", exact)
+    return _run("convert", [(_codes(a, f, "a"), f)], f, z, rounding, overflow, tininess, nan_rule, exact)

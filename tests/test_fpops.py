@@ -424,3 +424,55 @@ def test_broadcasting_and_dtypes():
 def test_bad_input_names_the_argument(call, arg):
     with pytest.raises(NumsimError, match=rf"^{arg}\b"):
         call()
+
+
+# ---- integer conversions (SoftFloat's f16_to_i32 / i32_to_f16 for any numsim integer format) ---------------
+
+@pytest.mark.parametrize("fmt_name", ["fp8_e5m2", "fp8_e4m3fn", "fp6_e3m2"])
+@pytest.mark.parametrize("int_name", ["int8", "uint8", "int4_sym", "int32", "uint4"])
+def test_float_to_int_every_code_mode_rule_and_exactness(fmt_name, int_name):
+    f, i = get_format(fmt_name), get_format(int_name)
+    a = np.arange(2**f.bits)
+    for mode in MODES:
+        for rule in NAN_RULES:
+            for exact in (False, True):
+                env = R.Env(mode, None, "after", rule)
+                ref = [R.float_to_int(int(x), f, i, env, exact) for x in a]
+                ref = (np.array([r[0] for r in ref], np.uint32), np.array([r[1] for r in ref], np.uint8))
+                got = fpops.convert(a, f, i, mode, nan_rule=rule, exact=exact)
+                assert_same(got, ref, [a], f"{fmt_name}->{int_name} {mode} {rule} exact={exact}")
+
+
+@pytest.mark.parametrize("int_name, fmt_name", [("int8", "fp8_e4m3fn"), ("uint8", "fp8_e5m2"), ("int8", "fp4_e2m1"),
+                                                ("int4_sym", "fp4r4"), ("int8", "fp16")])
+def test_int_to_float_every_code(int_name, fmt_name):
+    i, f = get_format(int_name), get_format(fmt_name)
+    a = np.array([c for c in range(2**i.bits) if i.valid_code(c)])
+    for mode in MODES if f.radix == 2 else MODES[:5]:
+        env = R.Env(mode)
+        ref = [R.int_to_float(int(x), i, f, env) for x in a]
+        ref = (np.array([r[0] for r in ref], np.uint32), np.array([r[1] for r in ref], np.uint8))
+        assert_same(fpops.convert(a, i, f, mode), ref, [a], f"{int_name}->{fmt_name} {mode}")
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(a=_fp32_near_boundaries(), b=st.integers(0, 2**32 - 1), mode=st.sampled_from(MODES),
+       rule=st.sampled_from(NAN_RULES), exact=st.booleans(), signed=st.booleans())
+def test_fp32_int32_conversions_match_reference(a, b, mode, rule, exact, signed):
+    f32, i32 = get_format("fp32"), get_format("int32" if signed else "uint32")
+    env = R.Env(mode, None, "after", rule)
+    z, fl = fpops.convert(a, f32, i32, mode, nan_rule=rule, exact=exact)
+    assert (int(z), int(fl)) == R.float_to_int(a, f32, i32, env, exact)
+    z, fl = fpops.convert(b, i32, f32, mode)
+    assert (int(z), int(fl)) == R.int_to_float(b, i32, f32, env)
+
+
+def test_integer_conversion_errors():
+    with pytest.raises(NumsimError, match=r"^a\b"):
+        fpops.convert([0x80], "int8_sym", "fp16")            # the excluded code of a symmetric format
+    with pytest.raises(NumsimError, match=r"^to_fmt\b"):
+        fpops.convert(0, "int8", "int16")
+    with pytest.raises(NumsimError, match=r"^exact\b"):
+        fpops.convert(0, "fp16", "fp32", exact=True)
+    with pytest.raises(NumsimError, match=r"^overflow\b"):
+        fpops.convert(0, "fp16", "int8", overflow="saturate")

@@ -19,8 +19,8 @@ SAMPLES = sorted(f for f in os.listdir(DATA) if f.endswith(".txt"))
 
 
 def _spec(name):
-    m = re.fullmatch(r"(\w+)-r(\w+)-tininess(after|before)\.txt", name)
-    return m.group(1), m.group(2), m.group(3)
+    m = re.fullmatch(r"(\w+)-r(\w+)-tininess(after|before)(-exact)?\.txt", name)
+    return m.group(1), m.group(2), m.group(3), bool(m.group(4))
 
 
 def test_samples_cover_every_operation_and_mode():
@@ -30,12 +30,13 @@ def test_samples_cover_every_operation_and_mode():
             "f32_to_f16"} <= ops
     assert modes == set(tf.TESTFLOAT_ROUNDING_OPTION.values())
     assert sum(len(open(os.path.join(DATA, f)).read().split("\n")) - 1 for f in SAMPLES) >= 400
+    assert {"f32_to_i32", "f16_to_ui32", "i32_to_f16"} <= ops
 
 
 @pytest.mark.parametrize("name", SAMPLES)
 def test_committed_testfloat_gen_sample(name):
-    op, mode, tin = _spec(name)
-    r = tf.check(os.path.join(DATA, name), op, mode, tininess=tin)
+    op, mode, tin, exact = _spec(name)
+    r = tf.check(os.path.join(DATA, name), op, mode, tininess=tin, exact=exact)
     assert r.total > 0
     assert r.ok, "\n".join(tf.format_failure(op, f) for f in r.failures)
 
@@ -43,16 +44,19 @@ def test_committed_testfloat_gen_sample(name):
 @pytest.mark.skipif(tf.testfloat_gen_path() is None,
                     reason="testfloat_gen is not on PATH (build it with tools/testfloat.sh)")
 def test_testfloat_gen_level1_every_shared_operation_and_mode():
-    """Full level 1 for every shared operation, mode and tininess rule (mulAdd: its first 300,000 cases)."""
+    """Full level 1 for every shared operation, mode and tininess rule (mulAdd: its first 300,000 cases);
+    conversions to integers with -exact too."""
     failures = []
     for op in tf.TESTFLOAT_SHARED_OPS:
-        for tin in ("after", "before"):
-            for mode in tf.TESTFLOAT_ROUNDING_OPTION:
-                lines = tf.run_testfloat_gen(op, 1, mode, tin, max_lines=300_000 if "mulAdd" in op else None)
-                r = tf.check(lines, op, mode, tininess=tin)
-                assert r.total > 0
-                if not r.ok:
-                    failures.append(r.summary() + " " + tf.format_failure(op, r.failures[0]))
+        for exact in ((False, True) if re.search(r"_to_u?i32$", op) else (False,)):
+            for tin in ("after", "before"):
+                for mode in tf.TESTFLOAT_ROUNDING_OPTION:
+                    lines = tf.run_testfloat_gen(op, 1, mode, tin, max_lines=300_000 if "mulAdd" in op else None,
+                                                 exact=exact)
+                    r = tf.check(lines, op, mode, tininess=tin, exact=exact)
+                    assert r.total > 0
+                    if not r.ok:
+                        failures.append(r.summary() + " " + tf.format_failure(op, r.failures[0]))
     assert not failures, "\n".join(failures)
 
 
@@ -77,7 +81,7 @@ def test_bad_lines_name_the_argument(text, arg):
         tf.parse_lines(text, "f16_add")
 
 
-@pytest.mark.parametrize("op", ["f64_add", "f16_sqrt", "int8_add", "f16_to_int8", 3])
+@pytest.mark.parametrize("op", ["f64_add", "f16_sqrt", "int8_add", "i32_to_int8", "f16_to_i64", 3])
 def test_bad_function_names(op):
     with pytest.raises(NumsimError, match=r"^op\b"):
         tf.parse_function(op)

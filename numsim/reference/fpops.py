@@ -372,3 +372,54 @@ def round_f64(x, fmt, rounding, tininess="after", overflow=None):
     if policy == "to_nan":
         codes = np.where(ovf, np.where(neg, _nan_code(fmt, 1), _nan_code(fmt, 0)), codes)
     return codes.astype(np.uint32), flags.astype(np.uint8)
+
+
+# ---- integer conversions -------------------------------------------------------------------------------
+
+def _int_invalid(ifmt, nan_rule, why):
+    """SoftFloat's i32_fromPosOverflow / _fromNegOverflow / _fromNaN for any integer format."""
+    lo = ifmt.min_value % 2**ifmt.bits
+    hi = ifmt.max_value
+    if nan_rule == "x86":
+        return lo if ifmt.signed else 2**ifmt.bits - 1
+    if why == "nan":
+        return 0 if nan_rule == "arm" else hi
+    return hi if why == "pos" else lo
+
+
+def float_to_int(a, fmt, ifmt, env, exact=False):
+    """(code, flags): IEEE convertToInteger with SoftFloat's out-of-range results."""
+    A = operand(a, fmt)
+    if A.kind == "nan":
+        return _int_invalid(ifmt, env.nan_rule, "nan"), INVALID
+    if A.kind == "inf":
+        return _int_invalid(ifmt, env.nan_rule, "neg" if A.sign else "pos"), INVALID
+    v = A.value
+    fl = math.floor(v)
+    if fl == v:
+        r = fl
+    else:
+        frac = v - fl
+        m = env.rounding
+        if m == "nearest_even":
+            r = fl + (frac > Fraction(1, 2) or (frac == Fraction(1, 2) and fl % 2 == 1))
+        elif m == "nearest_away":
+            r = fl + (frac > Fraction(1, 2) or (frac == Fraction(1, 2) and v > 0))
+        elif m == "toward_zero":
+            r = fl if v > 0 else fl + 1
+        elif m == "toward_neg":
+            r = fl
+        elif m == "toward_pos":
+            r = fl + 1
+        else:  # odd
+            r = fl if fl % 2 == 1 else fl + 1
+    if not ifmt.min_value <= r <= ifmt.max_value:
+        return _int_invalid(ifmt, env.nan_rule, "neg" if A.sign else "pos"), INVALID
+    return int(r) % 2**ifmt.bits, (INEXACT if exact and r != v else 0)
+
+
+def int_to_float(a, ifmt, fmt, env):
+    v = decode_exact(a, ifmt)
+    if v == 0:
+        return _zero_code(fmt, 0), 0
+    return round_value(Fraction(v), fmt, env)

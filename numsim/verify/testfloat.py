@@ -20,10 +20,10 @@ import numpy as np
 
 from .. import fpops
 from ..errors import NumsimError, bad
-from ..formats import REGISTRY, FloatFormat, get_format
+from ..formats import REGISTRY, FloatFormat, IntFormat, get_format
 
 # TestFloat's type names for the formats it shares with numsim.
-TESTFLOAT_FORMATS = {"f16": "fp16", "f32": "fp32", "bf16": "bf16"}
+TESTFLOAT_FORMATS = {"f16": "fp16", "f32": "fp32", "bf16": "bf16", "i32": "int32", "ui32": "uint32"}
 OPS = {"add": ("add", 2), "sub": ("sub", 2), "mul": ("mul", 2), "div": ("div", 2), "mulAdd": ("fma", 3)}
 # TestFloat's rounding options (-r<name>) and the short names numsim's CLI accepts.
 ROUNDING = {"near_even": "nearest_even", "minMag": "toward_zero", "min": "toward_neg", "max": "toward_pos",
@@ -34,11 +34,13 @@ TESTFLOAT_ROUNDING_OPTION = {"nearest_even": "near_even", "toward_zero": "minMag
                              "toward_pos": "max", "nearest_away": "near_maxMag", "odd": "odd"}
 
 
-def _fmt_name(name: str):
-    """numsim format of a TestFloat or numsim type name."""
+def _fmt_name(name: str, integers=False):
+    """numsim format of a TestFloat or numsim type name (integer formats only where `integers`)."""
     key = TESTFLOAT_FORMATS.get(name, name)
     f = REGISTRY.get(key)
-    return f if isinstance(f, FloatFormat) else None
+    if isinstance(f, FloatFormat) or (integers and isinstance(f, IntFormat)):
+        return f
+    return None
 
 
 def testfloat_name(fmt) -> str:
@@ -75,8 +77,8 @@ def parse_function(name) -> Function:
         raise bad("op", "a TestFloat function name such as 'f16_add'", repr(name))
     m = re.fullmatch(r"(\w+?)_to_(\w+)", name)
     if m:
-        a, z = _fmt_name(m.group(1)), _fmt_name(m.group(2))
-        if a is not None and z is not None:
+        a, z = _fmt_name(m.group(1), True), _fmt_name(m.group(2), True)
+        if a is not None and z is not None and (isinstance(a, FloatFormat) or isinstance(z, FloatFormat)):
             return Function(name, "convert", a, z)
     m = re.fullmatch(r"(\w+)_(add|sub|mul|div|mulAdd)", name)
     if m and _fmt_name(m.group(1)) is not None:
@@ -194,12 +196,14 @@ def _vectors(fn, values, lines):
                    values[-1].astype(np.uint8))
 
 
-def compute(fn, operands, rounding="nearest_even", tininess="after", nan_rule="x86", overflow=None):
-    """numsim's (codes, flags) for a function's operand arrays."""
+def compute(fn, operands, rounding="nearest_even", tininess="after", nan_rule="x86", overflow=None, exact=False):
+    """numsim's (codes, flags) for a function's operand arrays (exact: TestFloat's -exact, for
+    conversions to integers)."""
     fn = fn if isinstance(fn, Function) else parse_function(fn)
     kw = dict(overflow=overflow, tininess=tininess, nan_rule=nan_rule)
     if fn.kind == "convert":
-        return fpops.convert(operands[0], fn.in_fmt, fn.out_fmt, rounding, **kw)
+        return fpops.convert(operands[0], fn.in_fmt, fn.out_fmt, rounding, exact=exact and fn.out_fmt.kind == "int",
+                             **kw)
     if fn.kind == "fma":
         return fpops.fma(*operands, fn.in_fmt, rounding, out_fmt=fn.out_fmt, **kw)
     return getattr(fpops, fn.kind)(*operands, fn.in_fmt, rounding, out_fmt=fn.out_fmt, **kw)
@@ -235,7 +239,7 @@ class CheckResult:
 
 
 def check(vectors, op=None, rounding="nearest_even", tininess="after", nan_rule="x86", exact_nans=True,
-          max_failures=20) -> CheckResult:
+          max_failures=20, exact=False) -> CheckResult:
     """Check numsim against parsed vectors (or lines / a path with `op`): result codes and flags.
 
     exact_nans=False accepts any NaN for a NaN result, as testfloat_ver does without -checkNaNs."""
@@ -245,10 +249,10 @@ def check(vectors, op=None, rounding="nearest_even", tininess="after", nan_rule=
         vectors = parse_lines(vectors, op)
     fn = vectors.function
     mode = parse_rounding(rounding)
-    got, got_flags = compute(fn, vectors.operands, mode, tininess, nan_rule)
+    got, got_flags = compute(fn, vectors.operands, mode, tininess, nan_rule, exact=exact)
     got = got.astype(np.uint32)
     same = got == vectors.expected
-    if not exact_nans:
+    if not exact_nans and fn.out_fmt.kind == "float":
         same |= _is_nan(got, fn.out_fmt) & _is_nan(vectors.expected, fn.out_fmt)
     bad_rows = np.flatnonzero(~same | (got_flags != vectors.flags))
     failures = []
@@ -357,7 +361,8 @@ def format_lines(vectors: Vectors) -> str:
 # ---- running Berkeley testfloat_gen ------------------------------------------------------------------------
 
 TESTFLOAT_SHARED_OPS = ["f16_add", "f16_sub", "f16_mul", "f16_div", "f16_mulAdd", "f32_add", "f32_sub", "f32_mul",
-                        "f32_div", "f32_mulAdd", "f16_to_f32", "f32_to_f16"]
+                        "f32_div", "f32_mulAdd", "f16_to_f32", "f32_to_f16", "f16_to_i32", "f16_to_ui32",
+                        "f32_to_i32", "f32_to_ui32", "i32_to_f16", "ui32_to_f16", "i32_to_f32", "ui32_to_f32"]
 
 
 def testfloat_gen_path(exe=None):
@@ -368,7 +373,7 @@ def testfloat_gen_path(exe=None):
 
 
 def run_testfloat_gen(op, level=1, rounding="nearest_even", tininess="after", max_lines=None, every=1, exe=None,
-                      seed=None) -> bytes:
+                      seed=None, exact=False) -> bytes:
     """testfloat_gen's lines for one function, mode and tininess rule. max_lines stops the stream
     after that many lines were read (level 2 of mulAdd is 10^9 cases); every=k keeps every k-th."""
     import subprocess
@@ -383,7 +388,7 @@ def run_testfloat_gen(op, level=1, rounding="nearest_even", tininess="after", ma
     tin = fpops.tininess_rule(tininess)
     if not isinstance(every, (int, np.integer)) or every < 1:
         raise bad("every", "a positive integer", every)
-    cmd = [path, "-level", str(level), "-r" + mode, "-tininess" + tin]
+    cmd = [path, "-level", str(level), "-r" + mode, "-tininess" + tin, "-exact" if exact else "-notexact"]
     if seed is not None:
         cmd += ["-seed", str(int(seed))]
     proc = subprocess.Popen(cmd + [fn.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -407,7 +412,7 @@ def run_testfloat_gen(op, level=1, rounding="nearest_even", tininess="after", ma
 
 
 def run_suite(ops=None, modes=None, tininess=("after",), level=1, max_lines=None, every=1, nan_rule="x86",
-              exe=None, on_result=None):
+              exe=None, on_result=None, exact=False):
     """Check numsim against testfloat_gen for every function x rounding mode x tininess rule.
     Returns the CheckResults (each with its tininess rule in .rounding's neighbour, .tininess)."""
     ops = list(ops or TESTFLOAT_SHARED_OPS)
@@ -417,8 +422,8 @@ def run_suite(ops=None, modes=None, tininess=("after",), level=1, max_lines=None
         fn = parse_function(op)
         for tin in tininess:
             for mode in modes:
-                lines = run_testfloat_gen(fn, level, mode, tin, max_lines, every, exe)
-                r = check(lines, fn, mode, tininess=tin, nan_rule=nan_rule)
+                lines = run_testfloat_gen(fn, level, mode, tin, max_lines, every, exe, exact=exact)
+                r = check(lines, fn, mode, tininess=tin, nan_rule=nan_rule, exact=exact)
                 r.tininess = fpops.tininess_rule(tin)
                 results.append(r)
                 if on_result:
