@@ -18,6 +18,7 @@ def register(sub):
     c.add_argument("--op", required=True, help="the TestFloat function, e.g. f16_add, f32_mulAdd, f16_to_f32")
     _env_args(c)
     c.add_argument("--any-nan", action="store_true", help="accept any NaN for a NaN result (testfloat_ver's default)")
+    c.add_argument("--exact", action="store_true", help="TestFloat's -exact: conversions to integers raise inexact")
     c.add_argument("--show", type=int, default=10, help="failures to print")
     c.set_defaults(func=run_check)
     g = ts.add_parser("gen", help="write numsim-computed vectors in TestFloat's line format")
@@ -36,6 +37,7 @@ def register(sub):
     r.add_argument("--max-lines", type=int, default=None, help="read at most this many lines per run")
     r.add_argument("--every", type=int, default=1, help="keep every k-th line (a sample of a long level-2 run)")
     r.add_argument("--nan-rule", default="x86")
+    r.add_argument("--exact", action="store_true", help="TestFloat's -exact for conversions to integers")
     r.set_defaults(func=run_run)
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
@@ -52,7 +54,7 @@ def run_check(args):
 
     source = sys.stdin.buffer.read() if args.file == "-" else _path(args.file)
     r = tf.check(source, args.op, args.rounding, tininess=args.tininess, nan_rule=args.nan_rule,
-                 exact_nans=not args.any_nan, max_failures=args.show)
+                 exact_nans=not args.any_nan, max_failures=args.show, exact=args.exact)
     print(r.summary())
     for f in r.failures:
         print("  " + tf.format_failure(args.op, f))
@@ -101,5 +103,5 @@ def run_run(args):
             print("  " + tf.format_failure(r.function, f))
 
     tf.run_suite(ops, modes, args.tininess.split(","), args.level, args.max_lines, args.every, args.nan_rule,
-                 on_result=show)
+                 on_result=show, exact=args.exact)
     return 0 if failed == 0 else 1
