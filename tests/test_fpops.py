@@ -418,7 +418,8 @@ def test_broadcasting_and_dtypes():
     (lambda: fpops.add(0, 0, "fp8_e4m3fn", overflow="to_inf"), "overflow"),
     (lambda: fpops.add(0, 0, "fp16", tininess="never"), "tininess"),
     (lambda: fpops.add(0, 0, "fp16", nan_rule="mips"), "nan_rule"),
-    (lambda: fpops.convert(0, "fp16", "int8"), "to_fmt"),
+    (lambda: fpops.convert(0, "fp16", "nope"), "to_fmt"),
+    (lambda: fpops.convert(0, "nope", "fp16"), "from_fmt"),
     (lambda: fpops.flag_names(64), "mask"),
 ])
 def test_bad_input_names_the_argument(call, arg):
