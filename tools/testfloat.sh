@@ -40,9 +40,17 @@ copy_tree() {  # copy a work tree, or export a bare git directory's HEAD
 
 copy_tree "$SF_SRC" "$BUILD/berkeley-softfloat-3"
 copy_tree "$TF_SRC" "$BUILD/berkeley-testfloat-3"
+TF_OPTS="-DFLOAT16 -DBFLOAT16 -DFLOAT64 -DEXTFLOAT80 -DFLOAT128 -DFLOAT_ROUND_ODD -DLONG_DOUBLE_IS_EXTFLOAT80"
+if [ ! -f "$BUILD/berkeley-softfloat-3/source/$SPECIALIZE_TYPE/s_bf16UIToCommonNaN.c" ]; then
+    # SoftFloat 3e's bf16 code exists only for 8086-SSE and RISCV: build the others without bf16
+    sed -i -e '/bf16UIToCommonNaN\|commonNaNToBF16UI\|NormSubnormalBF16Sig\|normSubnormalBF16Sig/d' \
+        -e '/roundPackToBF16\|bf16_isSignalingNaN\|bf16_to_f32\|f32_to_bf16/d' \
+        "$BUILD/berkeley-softfloat-3/build/$PLATFORM/Makefile"
+    TF_OPTS=${TF_OPTS/-DBFLOAT16 /}
+fi
 make -s -C "$BUILD/berkeley-softfloat-3/build/$PLATFORM" -j"$JOBS" SPECIALIZE_TYPE="$SPECIALIZE_TYPE"
 make -s -C "$BUILD/berkeley-testfloat-3/build/$PLATFORM" -j"$JOBS" \
-    SOFTFLOAT_DIR="$BUILD/berkeley-softfloat-3" testfloat_gen testfloat_ver
+    SOFTFLOAT_DIR="$BUILD/berkeley-softfloat-3" TESTFLOAT_OPTS="$TF_OPTS" testfloat_gen testfloat_ver
 mkdir -p "$BUILD/bin"
 cp "$BUILD/berkeley-testfloat-3/build/$PLATFORM/testfloat_gen" "$BUILD/berkeley-testfloat-3/build/$PLATFORM/testfloat_ver" "$BUILD/bin/"
 echo "$BUILD/bin"
