@@ -6,9 +6,10 @@ from .qtensor import QTensor
 from .units import (FloatMacUnit, FusedDotUnit, Int4Fp4r4Unit, IntMacUnit, IntMMAUnit, RequantInt8, SampleShiftUnit,
                     get_unit, unit_names)
 from .gemm import MatmulResult, conv2d, matmul
+from . import fpops
 
 __version__ = "0.1.0"
 
 __all__ = ["NumsimError", "FloatFormat", "IntFormat", "FORMATS", "get_format", "encode", "decode", "quantize",
            "QTensor", "get_unit", "unit_names", "matmul", "conv2d", "MatmulResult", "IntMacUnit", "SampleShiftUnit",
-           "FloatMacUnit", "Int4Fp4r4Unit", "RequantInt8", "FusedDotUnit", "IntMMAUnit"]
+           "FloatMacUnit", "Int4Fp4r4Unit", "RequantInt8", "FusedDotUnit", "IntMMAUnit", "fpops"]
