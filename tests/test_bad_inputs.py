@@ -445,7 +445,8 @@ FOUND = _found_elsewhere()
 
 
 # the argument each case's message names first
-_FOUND_ARG = {"QTensor.quantize(scale='a')": "scale", "QTensor.quantize(bogus=1)": "bogus", "conv2d(stride='a')": "stride",
+_FOUND_ARG = {"QTensor.quantize(scale='a')": "scale", "QTensor.quantize(bogus=1)": "bogus",
+              "conv2d(stride='a')": "stride",
               "mpfr_sample(n=-1)": "n_random", "replay_recording(max_tiles_per_family=-1)": "max_tiles_per_family",
               "replay_recording(truncated zip)": "recording", "replay_recording(empty file)": "recording",
               "replay_recording(unit of another format than the file's name)": "unit",
