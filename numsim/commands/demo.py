@@ -50,7 +50,7 @@ def run(args):
 
     from ..codec import decode
     from ..gemm import matmul
-    from ..sweep.metrics import suspicious_counts, suspicious_text
+    from ..events import suspicious_counts, suspicious_text
     from ..units import get_unit
     from ._warn import warn
 
