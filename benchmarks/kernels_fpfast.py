@@ -1,4 +1,4 @@
-"""GMAC/s of the float-accumulator chain kernels (numsim/kernels/x_fpfast.py) vs numpy float32 matmul.
+"""GMAC/s of the float-accumulator chain kernels (numsim/kernels/float_fma.py) vs numpy float32 matmul.
 
     python benchmarks/kernels_fpfast.py [--size 512] [--threads 2] [--repeat 3] [--mac-level]
 
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402  (after the thread variables)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import numsim  # noqa: E402
-from numsim.kernels import x_fpfast  # noqa: E402
+from numsim.kernels import float_fma  # noqa: E402
 
 UNITS = [
     ("fp8_fp16 (chunk 64)", "fp8_fp16", {}),
@@ -65,7 +65,7 @@ def main():
 
     rng = np.random.default_rng(0)
     print(f"threads {args.threads}; levels on this CPU: "
-          f"{[lv for lv in x_fpfast.LEVELS if x_fpfast.level_ok(lv)]}")
+          f"{[lv for lv in float_fma.LEVELS if float_fma.level_ok(lv)]}")
     for n in args.size:
         x = rng.standard_normal((n, n)).astype(np.float32)
         y = rng.standard_normal((n, n)).astype(np.float32)
@@ -83,8 +83,8 @@ def main():
             p = u.problem(a, b, nthreads=args.threads)
             small = u.problem(a[:64, :64], b[:64, :64], nthreads=args.threads)
             ref_small = mac_level_gemm(u, small.a, small.b, nthreads=args.threads).codes
-            for k in x_fpfast.KERNELS:
-                if k.level not in args.levels or not x_fpfast.level_ok(k.level) or k.domain(u, p) is not None:
+            for k in float_fma.KERNELS:
+                if k.level not in args.levels or not float_fma.level_ok(k.level) or k.domain(u, p) is not None:
                     continue
                 if k.level == "portable" and n > 256:
                     continue

@@ -1,6 +1,6 @@
-"""GMAC/s of the integer fast kernels (numsim/kernels/x_intfast.py) at each ISA level, against numpy
+"""GMAC/s of the integer fast kernels (numsim/kernels/int_imatmul.py) at each ISA level, against numpy
 float32 matmul in the same run with the same thread count (BLAS threads set before numpy is imported),
-and today's fast path (numsim.fastpath.gemm) for reference.
+and the previous integer kernels (numsim.kernels.int_lanes, forced) for reference.
 
 Usage: python benchmarks/kernels_intfast.py [--sizes 512 1024] [--threads 2] [--repeat 5] [--levels ...]
 A kernel's time is domain(unit, problem) + run(unit, problem): what a caller pays.
@@ -24,9 +24,9 @@ from types import SimpleNamespace  # noqa: E402
 import numpy as np  # noqa: E402
 
 import numsim  # noqa: E402
-from numsim import fastpath  # noqa: E402
+from numsim import kernels  # noqa: E402
 from numsim._ffi import lib  # noqa: E402
-from numsim.kernels import x_intfast as X  # noqa: E402
+from numsim.kernels import int_imatmul as X  # noqa: E402
 
 UNITS = {   # name -> (unit, kernel family, ctx maker)
     "int4_int32": (numsim.get_unit("int4_int32"), "int_mac", lambda K, r: {}),
@@ -40,9 +40,9 @@ UNITS = {   # name -> (unit, kernel family, ctx maker)
                                      lambda K, r: {"sample_shift": r.integers(0, 5, K)}),
     "sample_shift right per_sample": (numsim.get_unit("int4_int32_sample_shift", shift_direction="right"),
                                       "sample_shift", lambda K, r: {"sample_shift": r.integers(0, 5, K)}),
-    "h100_imma_s8": (numsim.get_unit("h100_imma_s8"), "imma", lambda K, r: {}),
-    "h100_imma_s8_sat": (numsim.get_unit("h100_imma_s8_sat"), "imma", lambda K, r: {}),
-    "h100_imma_s4": (numsim.get_unit("h100_imma_s4"), "imma", lambda K, r: {}),
+    "h100_imma_s8": (numsim.get_unit("h100_imma_s8"), "int_mma", lambda K, r: {}),
+    "h100_imma_s8_sat": (numsim.get_unit("h100_imma_s8_sat"), "int_mma", lambda K, r: {}),
+    "h100_imma_s4": (numsim.get_unit("h100_imma_s4"), "int_mma", lambda K, r: {}),
 }
 
 
@@ -86,9 +86,14 @@ def main():
                     continue
                 t = best(lambda: (k.domain(unit, p), k.run(unit, p)), ARGS.repeat if lvl != "portable" else 1)
                 rows.append((name, lvl, macs / t / 1e9, None))
-            if fastpath.gemm(unit, a, b, None, ctx, ARGS.threads) is not None:
-                t = best(lambda: fastpath.gemm(unit, a, b, None, ctx, ARGS.threads), ARGS.repeat)
-                rows.append((name, "(fastpath.py)", macs / t / 1e9, None))
+            for old in ("int8_lanes_vnni", "as_int_mac"):
+                kname = f"{unit.kernels[0].split('.')[0]}.{old}"
+                if kname in unit.kernels:
+                    try:
+                        t = best(lambda: kernels.gemm(unit, a, b, None, ARGS.threads, ctx, kernel=kname), ARGS.repeat)
+                    except numsim.NumsimError:
+                        continue
+                    rows.append((name, f"({old})", macs / t / 1e9, None))
         g_np2 = macs / best(lambda: af @ bf, ARGS.repeat) / 1e9
         g_np = max(g_np, g_np2)
         print(f"\n{n}^3: numpy float32 matmul {g_np:.0f} GMAC/s (timed before and after: {g_np2:.0f} after)")

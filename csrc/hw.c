@@ -85,10 +85,12 @@ static inline int64_t shift_toward_zero(int64_t magnitude, int32_t sh) {
 /* Round sum * 2^scale_exp into the inner accumulator (fp32 bits out); sum != 0. Out of line: the
  * overflow, subnormal and nearest-even cases. */
 static uint32_t round_sum_into_acc_general(const ns_fused_unit *u, const ns_format *inner,
-                                           const ns_encode_opts *opts, int64_t sum, int32_t scale_exp);
+                                           const ns_encode_opts *opts, int64_t sum, int32_t scale_exp,
+                                           int64_t *events);
 
 static inline __attribute__((always_inline)) uint32_t round_sum_into_acc(
-        const ns_fused_unit *u, const ns_format *inner, const ns_encode_opts *opts, int64_t sum, int32_t scale_exp) {
+        const ns_fused_unit *u, const ns_format *inner, const ns_encode_opts *opts, int64_t sum, int32_t scale_exp,
+        int64_t *events) {
     uint64_t mag = (uint64_t)(sum < 0 ? -sum : sum);
     int32_t e = ns_msb64(mag) + scale_exp;
     if (u->sum_rounding == NS_ROUND_TOWARD_ZERO && e >= -126 && e < 128) {
@@ -100,24 +102,40 @@ static inline __attribute__((always_inline)) uint32_t round_sum_into_acc(
         uint32_t frac = (uint32_t)(m & ((UINT64_C(1) << u->acc_man_bits) - 1));
         return (sum < 0 ? UINT32_C(0x80000000) : 0) | ((uint32_t)(e + 127) << 23) | (frac << (23 - u->acc_man_bits));
     }
-    return round_sum_into_acc_general(u, inner, opts, sum, scale_exp);
+    return round_sum_into_acc_general(u, inner, opts, sum, scale_exp, events);
+}
+
+/* x (finite) rounded into the inner accumulator; an overflow event when the rounded result (unbounded
+ * exponent) is past max finite, whatever the policy made of it (inf, or max finite when saturating
+ * or truncating). Only |x| above max finite can overflow; that rare case is rounded again under the
+ * error policy, which fails exactly on an overflow. */
+static uint32_t round_into_inner(double x, const ns_format *inner, const ns_encode_opts *opts, int64_t *events) {
+    int32_t st = 0;
+    uint32_t code = ns_round_pack(x, inner, opts, 0, &st);
+    const double max_finite = ldexp(2.0 - ldexp(1.0, -inner->man_bits), 127);
+    if (fabs(x) > max_finite) {
+        ns_encode_opts strict = *opts;
+        strict.overflow = NS_OVF_ERROR;
+        ns_round_pack(x, inner, &strict, 0, &st);
+        if (st == NS_ERR_OVERFLOW) (*events)++;
+    }
+    return code;
 }
 
 static uint32_t round_sum_into_acc_general(const ns_fused_unit *u, const ns_format *inner, const ns_encode_opts *opts,
-                                   int64_t sum, int32_t scale_exp) {
+                                   int64_t sum, int32_t scale_exp, int64_t *events) {
     uint64_t mag = (uint64_t)(sum < 0 ? -sum : sum);
     int32_t e = ns_msb64(mag) + scale_exp;           /* floor(log2|sum * 2^scale_exp|) */
     uint32_t sign = sum < 0 ? UINT32_C(0x80000000) : 0;
     if (e >= 128) {                                   /* past the range, whatever the rounding */
+        (*events)++;
         if (u->overflow_to_inf) return sign | UINT32_C(0x7f800000);
         return sign | widen_to_f32(((UINT32_C(0xfe) << u->acc_man_bits) | ((UINT32_C(1) << u->acc_man_bits) - 1)),
                                    u->acc_man_bits);
     }
     /* |sum| < 2^53 (at most 257 terms below 2^(kept_bits + 2)), so the double is exact. */
     double x = ldexp((double)sum, scale_exp);
-    int32_t st = 0;
-    uint32_t code = ns_round_pack(x, inner, opts, 0, &st);
-    uint32_t out = widen_to_f32(code, u->acc_man_bits);
+    uint32_t out = widen_to_f32(round_into_inner(x, inner, opts, events), u->acc_man_bits);
     if ((out & UINT32_C(0x7fffffff)) == 0) return 0;  /* an underflow to zero is +0 */
     return out;
 }
@@ -126,7 +144,7 @@ static uint32_t round_sum_into_acc_general(const ns_fused_unit *u, const ns_form
 static inline __attribute__((always_inline)) uint32_t fused_step_core(const ns_fused_unit *u, const ns_format *inner, const ns_encode_opts *opts,
                                 const int32_t *am, const int32_t *an, const int32_t *ae, const uint8_t *acl,
                                 const int32_t *bm, const int32_t *bn, const int32_t *be, const uint8_t *bcl,
-                                int32_t k, uint32_t acc, int check_specials) {
+                                int32_t k, uint32_t acc, int check_specials, int64_t *events) {
     uint32_t acc_field = (acc >> 23) & 0xff;
     if (check_specials || acc_field == 0xff) {
         int nan = 0, pinf = 0, ninf = 0;
@@ -198,7 +216,7 @@ static inline __attribute__((always_inline)) uint32_t fused_step_core(const ns_f
         sum += (acc >> 31) ? -t : t;
     }
     if (sum == 0) return 0;                           /* exact cancellation: +0 */
-    return round_sum_into_acc(u, inner, opts, sum, emax - kb);
+    return round_sum_into_acc(u, inner, opts, sum, emax - kb, events);
 }
 
 static inline float f32_of(uint32_t u) { return ns_f32_from_bits(u); }
@@ -217,19 +235,31 @@ uint32_t ns_fused_step(const ns_fused_unit *u, const int32_t *a_mag, const int32
                        const uint8_t *b_cls, int32_t k, uint32_t acc) {
     ns_format inner = ns_hw_inner_format(u->acc_man_bits);
     ns_encode_opts opts = ns_hw_sum_opts(u);
-    return fused_step_core(u, &inner, &opts, a_mag, a_neg, a_exp, a_cls, b_mag, b_neg, b_exp, b_cls, k, acc, 1);
+    int64_t events = 0;
+    return fused_step_core(u, &inner, &opts, a_mag, a_neg, a_exp, a_cls, b_mag, b_neg, b_exp, b_cls, k, acc, 1,
+                           &events);
 }
 
 /* ---- GEMM drivers: threads over output rows ------------------------------------------------ */
 
 
-/* fp32 round-to-nearest-even arithmetic of the promotion, scale and epilogue adds (SSE, no FTZ). */
-static inline uint32_t f32_add(uint32_t x, uint32_t y) { return ns_f32_bits(f32_of(x) + f32_of(y)); }
-static inline uint32_t f32_mul(uint32_t x, float s) { return ns_f32_bits(f32_of(x) * s); }
+/* fp32 round-to-nearest-even arithmetic of the promotion, scale and epilogue adds (SSE, no FTZ). Each
+ * counts an overflow event when finite operands give an infinity (RNE: overflow is to inf). */
+static inline int f32_finite(uint32_t x) { return ((x >> 23) & 0xff) != 0xff; }
+static inline uint32_t f32_add(uint32_t x, uint32_t y, int64_t *events) {
+    const uint32_t r = ns_f32_bits(f32_of(x) + f32_of(y));
+    if (!f32_finite(r) && f32_finite(x) && f32_finite(y)) (*events)++;
+    return r;
+}
+static inline uint32_t f32_mul(uint32_t x, float s, int64_t *events) {
+    const uint32_t r = ns_f32_bits(f32_of(x) * s);
+    if (!f32_finite(r) && f32_finite(x)) (*events)++;          /* s is finite (checked in Python) */
+    return r;
+}
 
 /* One output (i, n) of the GEMM by the scalar datapath: the reference kernel, and the SIMD kernel's
  * fallback for the outputs it does not take (specials, fp32 subnormal or overflowing sums). */
-static inline __attribute__((always_inline)) uint32_t fused_output(const hw_job *j, const ns_format *inner,
+static inline __attribute__((always_inline)) uint32_t fused_output(hw_job *j, const ns_format *inner,
                                                                    const ns_encode_opts *opts, int64_t i, int64_t n) {
     const ns_fused_unit *u = j->u;
     const int64_t K = j->K, N = j->N, ks = u->k_step, promo = u->promotion_interval;
@@ -241,29 +271,28 @@ static inline __attribute__((always_inline)) uint32_t fused_output(const hw_job 
     if (!promo && !u->c_epilogue && j->c && (c0 & 0x7fffffff)) {
         if (u->acc_man_bits == 23 || ((c0 >> 23) & 0xff) == 0xff) acc = c0;
         else {                                /* c enters a narrower accumulator: round it */
-            int32_t st = 0;
             double cv = (double)f32_of(c0);
-            acc = widen_to_f32(ns_round_pack(cv, inner, opts, 0, &st), u->acc_man_bits);
+            acc = widen_to_f32(round_into_inner(cv, inner, opts, &j->events), u->acc_man_bits);
             if ((acc & 0x7fffffff) == 0) acc = 0;
         }
     }
     for (int64_t s = 0; s < K; s += ks) {
         acc = fused_step_core(u, inner, opts, j->am + ao + s, j->an + ao + s, j->ae + ao + s,
                               j->acl + ao + s, j->bm + bo + s, j->bn + bo + s, j->be + bo + s,
-                              j->bcl + bo + s, (int32_t)ks, acc, check);
+                              j->bcl + bo + s, (int32_t)ks, acc, check, &j->events);
         if (promo && ((s + ks) % promo == 0 || s + ks >= K)) {
-            outer = f32_add(outer, acc);
+            outer = f32_add(outer, acc, &j->events);
             acc = 0;
         }
     }
     uint32_t r = promo ? outer : acc;
-    if (u->apply_scale) r = f32_mul(r, u->scale);
-    if (u->c_epilogue && j->c) r = f32_add(r, c0);
+    if (u->apply_scale) r = f32_mul(r, u->scale, &j->events);
+    if (u->c_epilogue && j->c) r = f32_add(r, c0, &j->events);
     if (((r >> 23) & 0xff) == 0xff && (r & 0x7fffff)) r = NS_F32_NAN;
     return r;
 }
 
-uint32_t ns_hw_fused_output(const hw_job *j, const ns_format *inner, const ns_encode_opts *opts, int64_t i, int64_t n) {
+uint32_t ns_hw_fused_output(hw_job *j, const ns_format *inner, const ns_encode_opts *opts, int64_t i, int64_t n) {
     return fused_output(j, inner, opts, i, n);
 }
 
@@ -397,12 +426,16 @@ static void hw_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
     r->fn(&r->jobs[t]);
 }
 
-static int32_t run_rows(void *(*fn)(void *), const hw_job *base, int64_t M, int32_t nthreads) {
+/* Each job counts its own overflow events; *events (may be NULL) gets their sum. */
+static int32_t run_rows(void *(*fn)(void *), const hw_job *base, int64_t M, int32_t nthreads, int64_t *events) {
     hw_rows *r = (hw_rows *)malloc(sizeof *r);
     if (!r) return NS_ERR_ARG;
     r->fn = fn;
-    for (int32_t t = 0; t < ns_thread_count(nthreads, M); t++) r->jobs[t] = *base;
+    const int32_t T = ns_thread_count(nthreads, M);
+    for (int32_t t = 0; t < T; t++) r->jobs[t] = *base;
     ns_parallel_for(M, nthreads, hw_range, r);
+    if (events)
+        for (int32_t t = 0; t < T; t++) *events += r->jobs[t].events;
     free(r);
     return NS_OK;
 }
@@ -411,7 +444,8 @@ int32_t ns_fused_gemm_simd(const ns_fused_unit *u,
                            const int32_t *a_mag, const int32_t *a_neg, const int32_t *a_exp, const uint8_t *a_cls,
                            const int32_t *b_mag, const int32_t *b_neg, const int32_t *b_exp, const uint8_t *b_cls,
                            const uint32_t *c, uint32_t *d, int64_t M, int64_t N, int64_t K, int32_t nthreads,
-                           int32_t simd) {
+                           int32_t simd, int64_t *events) {
+    if (events) *events = 0;
     if (!u || !d || M < 0 || N < 0 || K < 0) return NS_ERR_ARG;
     if (u->k_step < 1 || K % u->k_step) return NS_ERR_ARG;
     if (u->promotion_interval < 0 || (u->promotion_interval && u->promotion_interval % u->k_step)) return NS_ERR_ARG;
@@ -441,11 +475,11 @@ int32_t ns_fused_gemm_simd(const ns_fused_unit *u,
     hw_panels panels;
     if (path && build_panels(&panels, u, b_mag, b_neg, b_exp, b_cls, N, K, path == 2)) {
         job.panels = &panels;
-        st = run_rows(ns_hw_fused_rows_avx512, &job, M, nthreads);
+        st = run_rows(ns_hw_fused_rows_avx512, &job, M, nthreads, events);
         free((void *)panels.bv); free((void *)panels.bvf); free((void *)panels.be);
     } else
 #endif
-        st = run_rows(ns_hw_fused_rows, &job, M, nthreads);
+        st = run_rows(ns_hw_fused_rows, &job, M, nthreads, events);
     (void)path;
     free(a_special); free(b_special);
     return st;
@@ -455,7 +489,8 @@ int32_t ns_fused_gemm(const ns_fused_unit *u,
                       const int32_t *a_mag, const int32_t *a_neg, const int32_t *a_exp, const uint8_t *a_cls,
                       const int32_t *b_mag, const int32_t *b_neg, const int32_t *b_exp, const uint8_t *b_cls,
                       const uint32_t *c, uint32_t *d, int64_t M, int64_t N, int64_t K, int32_t nthreads) {
-    return ns_fused_gemm_simd(u, a_mag, a_neg, a_exp, a_cls, b_mag, b_neg, b_exp, b_cls, c, d, M, N, K, nthreads, -1);
+    return ns_fused_gemm_simd(u, a_mag, a_neg, a_exp, a_cls, b_mag, b_neg, b_exp, b_cls, c, d, M, N, K, nthreads, -1,
+                              NULL);
 }
 
 int32_t ns_imma_gemm(const int32_t *a, const int32_t *bt, const int32_t *c, int32_t *d, int64_t M, int64_t N,
@@ -467,5 +502,5 @@ int32_t ns_imma_gemm(const int32_t *a, const int32_t *bt, const int32_t *c, int3
     memset(&job, 0, sizeof job);
     job.ia = a; job.ib = bt; job.ic = c; job.id = d; job.M = M; job.N = N; job.K = K;
     job.k_step = k_step; job.saturate = saturate;
-    return run_rows(imma_rows, &job, M, nthreads);
+    return run_rows(imma_rows, &job, M, nthreads, NULL);
 }

@@ -201,6 +201,12 @@ __attribute__((target("avx512f"))) static inline __attribute__((always_inline)) 
             __m256 res = promo ? outer[r][h] : _mm512_cvtpd_ps(acc[r][h]);
             if (u->apply_scale) res = _mm256_mul_ps(res, _mm256_set1_ps(u->scale));
             if (u->c_epilogue && has_c) res = _mm256_add_ps(res, cf[r][h]);
+            /* A non-finite result of lanes with finite operands: an fp32 promotion / scale / epilogue
+             * overflow (RNE keeps the inf after). The scalar kernel recomputes such lanes and counts
+             * the overflow events (docs/units.md). */
+            const __m256 absres = _mm256_and_ps(res, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+            flag[r][h] |= (__mmask8)_mm256_movemask_ps(
+                _mm256_cmp_ps(absres, _mm256_castsi256_ps(_mm256_set1_epi32(0x7f800000)), _CMP_NLT_UQ));
             __m256i bits = _mm256_castps_si256(res);
             __m256 nan = _mm256_cmp_ps(res, res, _CMP_UNORD_Q);
             bits = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(bits),

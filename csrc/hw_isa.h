@@ -23,6 +23,7 @@ typedef struct {
     int32_t k_step, saturate;
     /* SIMD fused adder: B^T as 16-column panels (see build_panels) */
     const struct hw_panels *panels;
+    int64_t events;      /* overflow events of this job's outputs (fused adder; docs/units.md) */
 } hw_job;
 
 typedef struct hw_panels {
@@ -53,7 +54,7 @@ static inline double operand_double(int32_t mag, int32_t neg, int32_t exp, uint8
 ns_format ns_hw_inner_format(int32_t acc_man_bits);
 ns_encode_opts ns_hw_sum_opts(const ns_fused_unit *u);
 /* One output (i, n) by the scalar datapath: the SIMD kernel's fallback for the lanes it flags. */
-uint32_t ns_hw_fused_output(const hw_job *j, const ns_format *inner, const ns_encode_opts *opts, int64_t i, int64_t n);
+uint32_t ns_hw_fused_output(hw_job *j, const ns_format *inner, const ns_encode_opts *opts, int64_t i, int64_t n);
 /* A thread's rows (an hw_job *) by the portable kernel, and by the AVX-512 kernel (j->panels set). */
 void *ns_hw_fused_rows(void *arg);
 void *ns_hw_fused_rows_avx512(void *arg);

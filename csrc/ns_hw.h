@@ -49,12 +49,14 @@ int32_t ns_fused_gemm(const ns_fused_unit *u,
 
 /* The same, with the kernel chosen: simd = -1 the fastest the CPU has, 0 the scalar kernel, 2 the
  * AVX-512F kernel (NS_ERR_ARG when the CPU lacks it). Every choice gives the same bits; the SIMD
- * kernel takes the units and outputs its proof covers (csrc/hw.c) and leaves the rest to scalar. */
+ * kernel takes the units and outputs its proof covers (csrc/hw.c) and leaves the rest to scalar.
+ * events (NULL or one int64): the overflow events of every output (docs/units.md), the same on every
+ * kernel. */
 int32_t ns_fused_gemm_simd(const ns_fused_unit *u,
                            const int32_t *a_mag, const int32_t *a_neg, const int32_t *a_exp, const uint8_t *a_cls,
                            const int32_t *b_mag, const int32_t *b_neg, const int32_t *b_exp, const uint8_t *b_cls,
                            const uint32_t *c, uint32_t *d, int64_t M, int64_t N, int64_t K, int32_t nthreads,
-                           int32_t simd);
+                           int32_t simd, int64_t *events);
 
 /* The best SIMD level of this CPU for ns_fused_gemm_simd: 2 (AVX-512F) or 0 (scalar only). */
 int32_t ns_hw_simd_level(void);

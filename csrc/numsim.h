@@ -13,4 +13,5 @@
 #include "ns_dpi.h"
 #include "ns_verify.h"
 #include "ns_fmachain.h"
+#include "ns_fpops.h"
 #endif

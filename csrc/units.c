@@ -87,6 +87,7 @@ typedef struct float_adder {
     int sum_in_double;
     int wide_only;            /* always use the 384-bit adder (tests compare the paths) */
     int lsb;
+    double max_finite;        /* the format's largest finite value: overflow needs |exact sum| above it */
 } float_adder;
 
 static inline uint32_t f_sign(const ns_format *f) { return UINT32_C(1) << (f->bits - 1); }
@@ -176,7 +177,7 @@ static double two_sum_to_odd(double x, double y) {
 /* Round the exact sum of finite terms once into the accumulator format.
  * An exactly zero sum takes IEEE 754's sign: the common sign when every term is a zero of one
  * sign, else -0 under toward_neg and +0 otherwise. */
-static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t *out) {
+static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t *out, int64_t *events) {
     double s;
     if (fa->sum_in_double) {                          /* exact: see the file comment */
         s = 0.0;
@@ -195,7 +196,18 @@ static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t
     }
     int32_t st;
     *out = ns_round_pack(s, fa->f, &fa->o, 0, &st);
-    return st ? NS_ERR_OVERFLOW : NS_OK;
+    if (st) return NS_ERR_OVERFLOW;
+    if (fabs(s) > fa->max_finite) {
+        /* An overflow event: the rounded result (unbounded exponent) is past max finite, whatever the
+         * policy made of it (inf, or max finite under saturate / a mode rounding the magnitude down).
+         * s rounds as the exact sum does (round to odd), so the same rounding under the error policy
+         * tells: it fails exactly on an overflow. Rare, so the second rounding costs nothing. */
+        ns_encode_opts strict = fa->o;
+        strict.overflow = NS_OVF_ERROR;
+        ns_round_pack(s, fa->f, &strict, 0, &st);
+        if (st == NS_ERR_OVERFLOW) (*events)++;
+    }
+    return NS_OK;
 }
 
 /* Special operands: 1 when the result is decided (NaN or inf), with *out set. */
@@ -213,14 +225,14 @@ static inline int resolve_specials(const special_scan *sc, const ns_format *f, u
 }
 
 /* x + y of two accumulator codes, rounded once. NaN operands propagate quieted (x first). */
-static int32_t float_add2(const float_adder *fa, uint32_t x, uint32_t y, uint32_t *out) {
+static int32_t float_add2(const float_adder *fa, uint32_t x, uint32_t y, uint32_t *out, int64_t *events) {
     const double vx = ns_unpack(x, fa->f), vy = ns_unpack(y, fa->f);
     special_scan sc = {0};
     scan_acc(&sc, fa->f, x, vx);
     scan_acc(&sc, fa->f, y, vy);
     if (resolve_specials(&sc, fa->f, out)) return NS_OK;
     const double t[2] = {vx, vy};
-    return round_sum(fa, t, 2, out);
+    return round_sum(fa, t, 2, out, events);
 }
 
 #define NS_MAX_FUSED 64
@@ -255,7 +267,7 @@ static int32_t float_group(const ns_unit *u, const float_adder *fa, int has_acc,
         t[p0] = ldexp((double)sum, u->product_lsb);  /* exact: inner_bits <= 53; an integer zero is +0 */
         m = p0 + 1;
     }
-    return round_sum(fa, t, m, out);
+    return round_sum(fa, t, m, out, events);
 }
 
 static void make_float_adder(float_adder *fa, const ns_format *f, int rounding, int overflow, int sum_in_double, int lsb) {
@@ -269,6 +281,8 @@ static void make_float_adder(float_adder *fa, const ns_format *f, int rounding, 
     fa->sum_in_double = sum_in_double == 1;
     fa->wide_only = sum_in_double == 2;
     fa->lsb = lsb;
+    /* Largest finite value: the code below the infinity (IEEE radix-2 accumulators). */
+    fa->max_finite = ns_unpack(f_inf(f, 0) - 1, f);
 }
 
 /* ---- the standalone FP16 adder and the exponent trick ------------------------------------------ */
@@ -280,7 +294,8 @@ uint16_t ns_f16_add(uint16_t a, uint16_t b, int32_t rounding) {
     /* The exact sum of two FP16 values spans at most 2^16 .. 2^-24: 41 bits, exact in a double. */
     make_float_adder(&fa, &NS_FP16, rounding, NS_OVF_TO_INF, 1, -24);
     uint32_t out;
-    float_add2(&fa, a, b, &out);
+    int64_t events = 0;
+    float_add2(&fa, a, b, &out, &events);
     return (uint16_t)out;
 }
 
@@ -398,7 +413,7 @@ static int32_t term_into(dot_ctx *d, int has_acc, uint32_t acc, int64_t t, uint3
 static int32_t acc_plus_acc(dot_ctx *d, uint32_t x, uint32_t y, int64_t last_k, uint32_t *out) {
     int32_t st;
     d->err_k = last_k;
-    if (d->u->kind == NS_UNIT_FLOAT) st = float_add2(&d->fa, x, y, out);
+    if (d->u->kind == NS_UNIT_FLOAT) st = float_add2(&d->fa, x, y, out, &d->events);
     else {
         int64_t s;
         st = int_acc_add(d->u, int_value(x, &d->u->acc_fmt), int_value(y, &d->u->acc_fmt), &s, &d->events);

@@ -46,9 +46,10 @@ def c_encode_opts(fmt, rounding="nearest_even", overflow=None, seed=0, random_bi
     if not isinstance(random_bits, (int, np.integer)) or not 1 <= int(random_bits) <= 32:
         raise bad("random_bits", "an integer in 1..32", random_bits)
     o.random_bits = int(random_bits)
-    if not isinstance(seed, (int, np.integer)):
-        raise bad("seed", "an integer", type(seed).__name__)
-    o.seed = int(seed) & (2**64 - 1)
+    # the seed keys the 64-bit counter-based generator: one seed, one key (no silent wrap of -1 to 2^64 - 1)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_)) or not 0 <= int(seed) < 2**64:
+        raise bad("seed", "an integer in [0, 2^64)", repr(seed))
+    o.seed = int(seed)
     if not isinstance(index_offset, (int, np.integer)) or isinstance(index_offset, bool) or \
             not 0 <= int(index_offset) < 2**64:
         raise bad("index_offset", "an integer in [0, 2^64)", repr(index_offset))
@@ -104,7 +105,7 @@ def encode(values, fmt, rounding="nearest_even", overflow=None, seed=0, random_b
     nearest_away, toward_zero, toward_neg, toward_pos, stochastic. `overflow`: saturate, wrap
     (integers), to_inf (formats with inf), to_nan, error; None is to_inf where the format has inf,
     else saturate. Stochastic rounding draws `random_bits` bits for element i (flat C-order index)
-    from the counter-based generator keyed by (seed, index_offset + i).
+    from the counter-based generator keyed by (seed, index_offset + i); seed: an integer in [0, 2^64).
     """
     fmt = get_format(fmt)
     a = as_real_array(values)

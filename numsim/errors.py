@@ -8,3 +8,7 @@ class NumsimError(ValueError):
 def bad(arg, expected, got):
     """Build the standard error for argument `arg`."""
     return NumsimError(f"{arg}: expected {expected}, got {got}")
+
+
+class NumsimWarning(UserWarning):
+    """A suspicious result (inf/NaN outputs, saturations, overflow events), computed as asked."""

@@ -196,13 +196,36 @@ def _run_unit(unit, a2, b2, c2, nthreads, ctx):
                 c=None if c2 is None else np.ascontiguousarray(c2), nthreads=nthreads, ctx=ctx)
 
 
-def matmul(a, b, unit, c=None, nthreads=None) -> MatmulResult:
+def _check_warn(warn):
+    if not isinstance(warn, (bool, np.bool_)):
+        raise bad("warn", "True or False", repr(warn))
+    return bool(warn)
+
+
+def _warn_suspicious(res, where):
+    """A NumsimWarning with the counts of non-finite, saturated outputs and overflow events (if any)."""
+    import warnings
+
+    from .errors import NumsimWarning
+    from .events import suspicious_counts, suspicious_text
+
+    text = suspicious_text(suspicious_counts(np.asarray(res.acc_values), get_format(res.unit.acc_fmt),
+                                             res.overflow_count))
+    if text:
+        warnings.warn(f"{where} through {res.unit.name}: {text}", NumsimWarning, stacklevel=3)
+    return res
+
+
+def matmul(a, b, unit, c=None, nthreads=None, warn=False) -> MatmulResult:
     """a (..., M, K) @ b (..., K, N) through `unit`, batch dimensions broadcast as numpy does.
 
     a, b: QTensors, integer arrays of codes (scale 1), or CPU DLPack tensors of codes.
     c: optional initial accumulator (see _initial_accumulator), broadcastable to (..., M, N).
     nthreads: threads over output tiles (the unit's reduction order never changes).
+    warn: True issues a numsim.NumsimWarning when outputs are inf/NaN, saturated at the
+    accumulator's range ends, or the kernel counted overflow events (docs/errors.md).
     """
+    warn = _check_warn(warn)
     unit = get_unit(unit)
     if _on_device(a) or _on_device(b):    # device tensors compute on their device (lazy: needs triton)
         from .gpu import matmul as gpu_matmul
@@ -260,23 +283,33 @@ def matmul(a, b, unit, c=None, nthreads=None) -> MatmulResult:
     scale = step * (rs.reshape(-1, 1) if rs.ndim else rs) * (cs.reshape(1, -1) if cs.ndim else cs)
     scale = np.asarray(scale, dtype=np.float64)
     values = acc_values * scale
-    return MatmulResult(codes=_back(codes, mod), values=_back(values, mod), acc_values=_back(acc_values, mod),
-                        scale=scale, overflow_count=overflow, out_codes=_back(out_codes, mod),
-                        out_fmt=getattr(unit, "out_fmt", None), unit=unit, info=info)
+    res = MatmulResult(codes=codes, values=values, acc_values=acc_values, scale=scale, overflow_count=overflow,
+                       out_codes=out_codes, out_fmt=getattr(unit, "out_fmt", None), unit=unit, info=info)
+    if warn:
+        _warn_suspicious(res, "matmul")
+    return _in_framework(res, mod)
+
+
+def _in_framework(res, mod):
+    """The result's arrays in the caller's framework (numpy when mod is None)."""
+    if mod is not None:
+        for name in ("codes", "values", "acc_values", "out_codes"):
+            setattr(res, name, _back(getattr(res, name), mod))
+    return res
 
 
 # ---- conv2d --------------------------------------------------------------------------------------
 
 def _pair(v, arg):
-    if isinstance(v, (int, np.integer)):
-        v = (int(v), int(v))
-    try:
-        v = tuple(int(t) for t in v)
-    except TypeError:
-        raise bad(arg, "an int or a pair of ints", repr(v)) from None
-    if len(v) != 2:
-        raise bad(arg, "an int or a pair of ints", repr(v))
-    return v
+    """An int or a pair of ints as a pair; anything else (strings, floats, bools) is refused, never truncated."""
+    def is_int(t):
+        return isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
+
+    if is_int(v):
+        return (int(v), int(v))
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(is_int(t) for t in v):
+        return tuple(int(t) for t in v)
+    raise bad(arg, "an int or a pair of ints", repr(v))
 
 
 def im2col(x_codes, kh, kw, stride, padding, dilation, pad_code=0):
@@ -300,15 +333,16 @@ def im2col(x_codes, kh, kw, stride, padding, dilation, pad_code=0):
 
 
 def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthreads=None,
-           max_patch_bytes=64 << 20) -> MatmulResult:
+           max_patch_bytes=64 << 20, warn=False) -> MatmulResult:
     """NCHW convolution by im2col onto the unit's GEMM.
 
     x (N, C, H, W) and w (O, C/groups, kh, kw): QTensors, code arrays or CPU DLPack tensors. The
     reduction index of each output is (c, i, j) in C order within its group. Scales: x per-tensor
     (or per-channel along axis 1: power-of-two ratios, turned into alignment shifts); w per-tensor
     or per output channel (axis 0). Result arrays have shape (N, O, OH, OW). The im2col patches are
-    built batch by batch so their memory stays below max_patch_bytes.
+    built batch by batch so their memory stays below max_patch_bytes. warn: as numsim.matmul's.
     """
+    warn = _check_warn(warn)
     unit = get_unit(unit)
     mod = _dlpack_module(x) or _dlpack_module(w)
     xf, wf = get_format(unit.a_fmt), get_format(unit.b_fmt)
@@ -399,9 +433,11 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
     ws = np.asarray(w_scale, dtype=np.float64)
     scale = np.asarray(step * x_scale * (ws.reshape(1, -1, 1, 1) if ws.ndim else ws), dtype=np.float64)
     values = acc_values * scale
-    return MatmulResult(codes=_back(codes, mod), values=_back(values, mod), acc_values=_back(acc_values, mod),
-                        scale=scale, overflow_count=overflow, out_codes=_back(out_codes, mod),
-                                                out_fmt=getattr(unit, "out_fmt", None), unit=unit, info={"kernel": used})
+    res = MatmulResult(codes=codes, values=values, acc_values=acc_values, scale=scale, overflow_count=overflow,
+                       out_codes=out_codes, out_fmt=getattr(unit, "out_fmt", None), unit=unit, info={"kernel": used})
+    if warn:
+        _warn_suspicious(res, "conv2d")
+    return _in_framework(res, mod)
 
 
 # ---- conv2d's backward as GEMMs --------------------------------------------------------------------

@@ -18,7 +18,12 @@ from .formats import get_format
 
 
 def _check_scale(scale, shape, axis, arg="scale"):
-    s = np.asarray(scale, dtype=np.float64) if not isinstance(scale, np.ndarray) else scale.astype(np.float64)
+    if isinstance(scale, (str, bytes, bool, np.bool_)):
+        raise bad(arg, "positive real scales", repr(scale))
+    try:
+        s = np.asarray(scale, dtype=np.float64) if not isinstance(scale, np.ndarray) else scale.astype(np.float64)
+    except (TypeError, ValueError):
+        raise bad(arg, "positive real scales", repr(scale)) from None
     if axis is None:
         if s.ndim != 0:
             raise bad(arg, "a scalar for a per-tensor scale (axis=None)", f"shape {s.shape}")
@@ -109,6 +114,14 @@ class QTensor:
         largest finite value of the format (a power-of-two-free max scaling)."""
         from .codec import as_real_array
 
+        import inspect
+
+        # **kw goes on to encode: its keywords, less those quantize takes itself
+        passed_on = set(inspect.signature(encode).parameters) - {"values", "fmt", "rounding", "overflow", "seed"}
+        unknown = sorted(set(kw) - passed_on)
+        if unknown:
+            raise bad(unknown[0], f"a keyword of numsim.encode ({', '.join(sorted(passed_on))})",
+                      "an unknown keyword argument")
         fmt = get_format(fmt)
         x = as_real_array(x, "x").astype(np.float64)
         if not np.all(np.isfinite(x)):

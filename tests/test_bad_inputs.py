@@ -386,9 +386,8 @@ def test_api_bad_input_raises_numsim_error_naming_it(case):
     assert needle.lower() in str(ei.value).lower(), str(ei.value)
 
 
-# Found by this matrix in files another helper owns (issue 21's report): each raises a plain Python
-# error, or nothing, instead of a NumsimError naming the argument. strict: a fix makes it XPASS,
-# which fails, so the marker is removed with the fix.
+# Found by this matrix in the first pass (issue 21's report): each raised a plain Python error, or
+# nothing, instead of a NumsimError naming the argument (the second element says what it did).
 def _found_elsewhere():
     from numsim import QTensor, conv2d
     import numsim.verify as V
@@ -408,6 +407,14 @@ def _found_elsewhere():
         ("replay_recording(empty file) -> EOFError (numsim/verify/recordings.py)", lambda: _empty_file_replay()),
         ("replay_recording(unit of another format than the file's name) accepted (numsim/verify/recordings.py)",
          lambda: V.replay_recording(os.path.join(SAMPLE, "tc_h100_f16_sample.npz"), unit="h100_hmma_bf16")),
+        ("run_exhaustive(state_path unwritable) -> OSError (numsim/verify/exhaustive.py)",
+         lambda: V.run_exhaustive(["nearest_even"], 1, "/proc/numsim_no_such/state.json", 4096, 0)),
+        ("encode(rounding='stochastic', seed=-1) accepted (numsim/codec.py)",
+         lambda: numsim.encode(np.ones(2), "fp8_e4m3fn", rounding="stochastic", seed=-1)),
+        ("encode(seed=2**64) accepted (numsim/codec.py)",
+         lambda: numsim.encode(np.ones(2), "fp8_e4m3fn", rounding="stochastic", seed=2**64)),
+        ("sample_check('nearest_even') accepted (numsim/verify/oracles.py)", lambda: V.sample_check("nearest_even")),
+        ("matmul(warn='yes') accepted (numsim/gemm.py)", lambda: numsim.matmul(A4, B4, U, warn="yes")),
     ]
 
 
@@ -437,13 +444,27 @@ def _empty_file_replay():
 FOUND = _found_elsewhere()
 
 
-@pytest.mark.parametrize("case", FOUND, ids=[c[0].split(" ->")[0].split(" accepted")[0] for c in FOUND])
-@pytest.mark.xfail(strict=True, reason="found by the bad-input matrix in a file this change does not own (issue 21)")
+# the argument each case's message names first
+_FOUND_ARG = {"QTensor.quantize(scale='a')": "scale", "QTensor.quantize(bogus=1)": "bogus",
+              "conv2d(stride='a')": "stride",
+              "mpfr_sample(n=-1)": "n_random", "replay_recording(max_tiles_per_family=-1)": "max_tiles_per_family",
+              "replay_recording(truncated zip)": "recording", "replay_recording(empty file)": "recording",
+              "replay_recording(unit of another format than the file's name)": "unit",
+              "run_exhaustive(state_path unwritable)": "state_path", "encode(rounding='stochastic', seed=-1)": "seed",
+              "encode(seed=2**64)": "seed", "sample_check('nearest_even')": "modes", "matmul(warn='yes')": "warn"}
+
+
+def _found_id(case):
+    return case[0].split(" ->")[0].split(" accepted")[0]
+
+
+@pytest.mark.parametrize("case", FOUND, ids=[_found_id(c) for c in FOUND])
 def test_api_bad_input_found_elsewhere(case):
     if case[0].startswith("mpfr_sample"):
         pytest.importorskip("gmpy2")
-    with pytest.raises(NumsimError):
+    with pytest.raises(NumsimError) as ei:
         case[1]()
+    assert str(ei.value).startswith(_FOUND_ARG[_found_id(case)] + ":"), str(ei.value)
 
 
 @FEW
@@ -548,7 +569,7 @@ def test_sweep_cli_warns_and_strict_fails(tmp_path, capsys):
 
 def test_suspicious_counts_and_text():
     from numsim.formats import get_format
-    from numsim.sweep.metrics import suspicious_counts, suspicious_text
+    from numsim.events import suspicious_counts, suspicious_text
 
     f16 = get_format("fp16")
     c = suspicious_counts(np.array([1.0, np.inf, np.nan, 65504.0, -65504.0]), f16, overflow_count=3)
@@ -699,3 +720,63 @@ def test_auto_quantizer_keeps_fp8_fp16_finite(tmp_path):
     assert res.warnings and all(r["nonfinite"] > 0 for r in res.rows)
     res = run_sweep(dict(spec, quant={"method": "auto"}), tmp_path / "auto", scheduler="sync")
     assert res.warnings == [] and all(r["nonfinite"] == 0 and r["sqnr_db"] > 40 for r in res.rows)
+
+
+# ---- issue 21, second pass ---------------------------------------------------------------------
+
+def test_torch_nan_forward_input_is_named_an_input():
+    """A NaN/inf forward input to a numsim.torch layer is the caller's data: the message names the layer
+    and the argument, and never calls it a gradient."""
+    torch = pytest.importorskip("torch")
+    import numsim.torch as nt
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Flatten(), torch.nn.Linear(12, 4))
+    q = nt.convert(model, "int8_ptq8")
+    for bad_value in (float("nan"), float("inf")):
+        x = torch.randn(1, 2, 4, 4)
+        x[0, 1, 2, 3] = bad_value
+        with pytest.raises(NumsimError, match=r"^input: 1 NaN/inf values in the forward input of QuantConv2d") as ei:
+            q(x)
+        assert "gradient" not in str(ei.value) and "(0, 1, 2, 3)" in str(ei.value)
+    lin = nt.convert(torch.nn.Sequential(torch.nn.Linear(2, 3)), "int8_ptq8")
+    with pytest.raises(NumsimError, match=r"^input: .* QuantLinear") as ei:
+        lin(torch.tensor([[1.0, float("inf")]]))
+    assert "gradient" not in str(ei.value)
+
+
+def test_matmul_conv2d_warn():
+    """warn=True: a NumsimWarning with the counts of inf/NaN outputs, saturated outputs and overflow
+    events (numsim.events, the sweep's counting rule); warn=False (the library default) stays silent;
+    the results are the same bits either way."""
+    import warnings
+
+    from numsim import NumsimWarning, conv2d, encode, matmul
+    from numsim.events import suspicious_counts, suspicious_text
+
+    big = encode(np.full((2, 8), 448.0), "fp8_e4m3fn")          # products of 448^2: past FP16's 65504
+    big_b = encode(np.full((8, 3), 448.0), "fp8_e4m3fn")
+    ones = encode(np.ones((8, 3)), "fp8_e4m3fn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = matmul(big, big_b, FU)                              # the default: no warning
+    with pytest.warns(NumsimWarning, match=r"^matmul through fp8_fp16: .*6 of 6 outputs are inf/NaN") as rec:
+        loud = matmul(big, big_b, FU, warn=True)
+    assert len(rec) == 1
+    assert np.array_equal(quiet.codes, loud.codes)
+    want = suspicious_text(suspicious_counts(loud.acc_values, get_unit("fp8_fp16").acc_fmt, loud.overflow_count))
+    assert str(rec[0].message).endswith(want)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        matmul(encode(np.ones((2, 8)), "fp8_e4m3fn"), ones, FU, warn=True)   # finite, unsaturated: silent
+    # an integer accumulator at its range ends
+    i8 = get_unit("h100_imma_s8_sat")
+    a = np.full((1, 32), 0x80, np.uint8)                            # -128
+    with pytest.warns(NumsimWarning, match="range ends"):
+        matmul(a, a.T.copy(), i8, warn=True, c=np.full((1, 1), 2**31 - 1, np.int64))
+    x = encode(np.full((1, 1, 3, 3), 448.0), "fp8_e4m3fn")
+    w = encode(np.full((2, 1, 3, 3), 448.0), "fp8_e4m3fn")
+    with pytest.warns(NumsimWarning, match=r"^conv2d through fp8_fp16: 2 of 2 outputs are inf/NaN"):
+        conv2d(x, w, FU, warn=True)
+    with pytest.raises(NumsimError, match="^warn:"):
+        conv2d(x, w, FU, warn=1)

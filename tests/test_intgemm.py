@@ -219,6 +219,9 @@ def test_simd_levels_follow_the_environment(monkeypatch, rng):
 
 def test_matmul_takes_the_int8_path_and_keeps_the_bits(rng, monkeypatch):
     unit = numsim.get_unit("int4_int32")
+    # the int8-lane kernel (the AMX/VNNI imatmul kernels come first in the unit's list: tests/test_kernels.py)
+    monkeypatch.setenv("NUMSIM_KERNEL", "int_mac.int8_lanes_vnni" if kernels.level_ok("avx512_vnni")
+                       else "int_mac.int8_lanes_avx2" if kernels.level_ok("avx2") else "int_mac.int8_lanes_portable")
     a, b = _codes(rng, "int4", (3, 21, 40)), _codes(rng, "int4", (40, 17))
     calls = []
     real = int_lanes._int8_gemm

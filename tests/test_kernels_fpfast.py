@@ -1,4 +1,4 @@
-"""The float-accumulator chain kernels (numsim/kernels/x_fpfast.py, csrc/fmachain*.c) against the MAC-level
+"""The float-accumulator chain kernels (numsim/kernels/float_fma.py, csrc/fmachain*.c) against the MAC-level
 kernel (`numsim.kernels.mac_level_gemm`), bit for bit, at every ISA level this CPU has and the portable level: hypothesis-drawn
 shapes (K = 1, odd sizes, N not a multiple of 32) and edge codes (subnormals, overflow to inf and saturation,
 signed zeros, cancellation, NaN, ties, max finite)."""
@@ -11,7 +11,7 @@ import numsim
 from numsim.codec import _decode_table, encode
 from numsim.errors import NumsimError
 from numsim.kernels import mac_level_gemm
-from numsim.kernels import x_fpfast as X
+from numsim.kernels import float_fma as X
 
 LEVELS = [lv for lv in X.LEVELS if X.level_ok(lv)]
 KERNELS = [k for k in X.KERNELS if k.level in LEVELS]

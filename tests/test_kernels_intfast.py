@@ -1,4 +1,4 @@
-"""The integer fast kernels (numsim/kernels/x_intfast.py, csrc/imatmul*.c) against the MAC-level path,
+"""The integer fast kernels (numsim/kernels/int_imatmul.py, csrc/imatmul*.c) against the MAC-level path,
 bit for bit (codes, values, out_codes, overflow_count), at every ISA level this machine has and the
 portable level; the domain's edges (inside: same bits; just outside: rejected)."""
 from types import SimpleNamespace
@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import numsim
+from numsim.kernels import mac_level_gemm
 from numsim._ffi import cptr, ffi, lib
-from numsim.mac import RequantInt8
-from numsim.kernels import x_intfast as X
+from numsim.units import RequantInt8
+from numsim.kernels import int_imatmul as X
 
 LEVELS = [lvl for lvl, n in X.LEVELS.items() if lib.ns_imatmul_has_level(n)]
 SETTINGS = dict(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -22,8 +23,8 @@ def _problem(a, b, c=None, **ctx):
 
 
 def _check_all_levels(unit, family, a, b, c=None, expect_domain=True, **ctx):
-    """Every available level's kernel equals unit.gemm_codes; returns the reasons when rejected."""
-    ref = unit.gemm_codes(a, b, c, nthreads=2, **ctx)
+    """Every available level's kernel equals the MAC-level kernel; returns the reasons when rejected."""
+    ref = mac_level_gemm(unit, a, b, c, ctx=ctx, nthreads=2)
     reasons = []
     for lvl in LEVELS:
         k = X.BY_NAME[f"{family}.imatmul.{lvl}"]
@@ -208,7 +209,7 @@ def test_sample_shift_counts_final_sum_events():
     b = np.full((8, 3), 7, np.uint8)
     c = np.full((4, 3), INT32_MAX - 10, np.int64).astype(np.int32).view(np.uint32)
     s = np.arange(8) % 5
-    ref = unit.gemm_codes(a, b, c, sample_shift=s)
+    ref = mac_level_gemm(unit, a, b, c, ctx={"sample_shift": s})
     assert ref.overflow_count > 0
     _check_all_levels(unit, "sample_shift", a, b, c, sample_shift=s)
 
@@ -235,8 +236,8 @@ def test_imma_matches_mac_level(shape, seed, data, preset, c_kind, k_step):
             c.flat[0] = -(2**31)
             c.flat[-1] = INT32_MAX
         c = c.astype(np.int64).astype(np.int32).view(np.uint32)
-    sat_outside = unit.overflow == "saturate" and c_kind == "full"
-    reasons = _check_all_levels(unit, "imma", a, b, c, expect_domain=not sat_outside)
+    sat_outside = unit.acc_overflow == "saturate" and c_kind == "full"
+    reasons = _check_all_levels(unit, "int_mma", a, b, c, expect_domain=not sat_outside)
     if reasons:
         assert all("saturate" in r for r in reasons)
 
@@ -247,9 +248,9 @@ def test_imma_wrap_large_sums():
     K = 200000
     a = np.full((2, K), 0x80, np.uint8)     # -128
     b = np.full((K, 3), 0x80, np.uint8)
-    _check_all_levels(unit, "imma", a, b)
+    _check_all_levels(unit, "int_mma", a, b)
     sat = numsim.get_unit("h100_imma_s8_sat")
-    assert all("saturate" in r for r in _check_all_levels(sat, "imma", a, b, expect_domain=False))
+    assert all("saturate" in r for r in _check_all_levels(sat, "int_mma", a, b, expect_domain=False))
 
 
 # ---- the INT8 output stage --------------------------------------------------------------------------
@@ -267,7 +268,7 @@ def test_requant_levels_match_the_scalar_rule(stage, seed):
             assert np.array_equal(X.requant_int8(stage, codes[:n], lvl), want[:n]), (lvl, n)
 
 
-@pytest.mark.parametrize("preset,family", [("int4_int32", "int_mac"), ("h100_imma_s8", "imma"),
+@pytest.mark.parametrize("preset,family", [("int4_int32", "int_mac"), ("h100_imma_s8", "int_mma"),
                                            ("int4_int32_sample_shift", "sample_shift")])
 @pytest.mark.parametrize("shape", [(0, 5, 3), (3, 5, 0), (2, 0, 3)])
 def test_empty_shapes(preset, family, shape):
@@ -300,7 +301,7 @@ def test_per_shift_final_sum_threads():
     c = rng.integers(-2**31, 2**31, (180, 190)).astype(np.int64).astype(np.int32).view(np.uint32)
     c[:5] = np.uint32(INT32_MAX)      # some outputs saturate in the final sum
     s = rng.integers(0, 5, 9)
-    assert unit.gemm_codes(a, b, c, sample_shift=s).overflow_count > 0
+    assert mac_level_gemm(unit, a, b, c, ctx={"sample_shift": s}).overflow_count > 0
     _check_all_levels(unit, "sample_shift", a, b, c, sample_shift=s)
 
 

@@ -50,7 +50,7 @@ def run(args):
 
     from ..codec import decode
     from ..gemm import matmul
-    from ..sweep.metrics import suspicious_counts, suspicious_text
+    from ..events import suspicious_counts, suspicious_text
     from ..units import get_unit
     from ._warn import warn
 
@@ -69,15 +69,24 @@ def run(args):
     for name in names:      # every name checked before any timing run
         base, _, phase = name.partition(":")
         units[name] = get_unit(base, **({"phase": phase} if phase else {}))
+    from threadpoolctl import threadpool_limits
+
+    from ..units.base import threads
+
+    nthreads = threads(args.threads)
     xf = rng.standard_normal((n, n)).astype(np.float32)
-    xf @ xf
-    t_np = float("inf")
-    for _ in range(10):
-        t = time.perf_counter()
+    # the baseline runs on as many BLAS threads as numsim's kernels get (the ratio compares like with like)
+    with threadpool_limits(limits=nthreads, user_api="blas"):
         xf @ xf
-        t_np = min(t_np, time.perf_counter() - t)
-    print(f"numsim demo: {n}x{n} @ {n}x{n} GEMMs (Gaussian data quantized per tensor), seed {args.seed}")
-    print(f"baseline numpy float32 matmul: {n**3 / t_np / 1e9:.2f} GMAC/s\n")
+        t_np = float("inf")
+        for _ in range(10):
+            t = time.perf_counter()
+            xf @ xf
+            t_np = min(t_np, time.perf_counter() - t)
+    print(f"numsim demo: {n}x{n} @ {n}x{n} GEMMs (Gaussian data quantized per tensor), seed {args.seed}, "
+          f"{nthreads} thread{'s' if nthreads > 1 else ''}")
+    print(f"baseline numpy float32 matmul on {nthreads} BLAS thread{'s' if nthreads > 1 else ''}: "
+          f"{n**3 / t_np / 1e9:.2f} GMAC/s\n")
     head = (f"{'unit':24} {'operands':22} {'accumulator':11} {'GMAC/s':>7} {'vs np f32':>9} "
             f"{'max rel err':>11} {'overflows':>9}")
     print(head)
@@ -86,11 +95,11 @@ def run(args):
         base, _, phase = name.partition(":")
         unit = units[name]
         qa, qb = _operands(base, unit, n, rng)
-        r = matmul(qa, qb, unit, nthreads=args.threads)      # warm-up: one-time tables and pages
+        r = matmul(qa, qb, unit, nthreads=nthreads)      # warm-up: one-time tables and pages
         dt = float("inf")
         for _ in range(3):
             t = time.perf_counter()
-            r = matmul(qa, qb, unit, nthreads=args.threads)
+            r = matmul(qa, qb, unit, nthreads=nthreads)
             dt = min(dt, time.perf_counter() - t)
         # float64 of the same quantized operands, with the per-tensor scales applied after the
         # (exact, dyadic) product so that the reference adds no rounding of its own

@@ -47,7 +47,7 @@ def _suspicious(vs):
 
     from ..codec import decode
     from ..formats import get_format
-    from ..sweep.metrics import suspicious_counts
+    from ..events import suspicious_counts
 
     acc = get_format(vs.unit.acc_fmt)
     codes = np.array([r["acc"] for r in vs.rows], dtype=np.uint64).astype(acc.dtype)

@@ -36,7 +36,8 @@ _LEVEL_FEATURES = {
     "avx512_fp16": ("avx512f", "avx512bw", "avx512vl", "avx512_fp16"),
     "amx": ("amx_tile", "amx_int8"),
 }
-_MODULES = ("numsim.kernels.mac_level", "numsim.kernels.float_exact", "numsim.kernels.int_lanes",
+_MODULES = ("numsim.kernels.mac_level", "numsim.kernels.float_exact", "numsim.kernels.float_fma",
+            "numsim.kernels.int_imatmul", "numsim.kernels.int_lanes",
             "numsim.kernels.fused_adder")
 
 

@@ -102,7 +102,9 @@ def _float_gemm(unit, fmts, a, b, c, nthreads):
     if st or not np.all(np.isfinite(out)):
         return None
     codes = encode(out, acc)
-    return GemmResult(codes=codes, values=out, overflow_count=0)
+    # Every output finite: under to_inf an overflow leaves an inf that later adds keep (inf + finite),
+    # so no rounding overflowed (an overflow sends the GEMM to the MAC level above, which counts it).
+    return GemmResult(codes=codes, values=out, overflow_count=0, info={"nonfinite": 0})
 
 
 def _even(unit):

@@ -4,8 +4,10 @@ Proof: per output it performs the scalar kernel's steps in the same order; produ
 doubles (exact: <= 2 x 11-bit significands) or fp32 where every product's exponent range allows it
 (ns_fused_simd_path decides per problem from the operands' exponents and falls back to the scalar
 steps elsewhere), alignment truncation and the one rounding are integer operations on the same
-bits. tests/test_hardware_simd.py (edge families, wide exponent ranges) and tests/test_kernels.py
-compare it with the scalar kernel bit for bit."""
+bits. Lanes with an out-of-range sum or a non-finite result (an fp32 promotion / scale / epilogue
+overflow) are recomputed by the scalar steps, which count the overflow events, so the counts equal
+the scalar kernel's too. tests/test_hardware_simd.py (edge families, wide exponent ranges),
+tests/test_kernels.py and tests/test_float_overflow.py compare it with the scalar kernel."""
 from ..units.fused_adder import fused_gemm
 from . import Kernel, register
 

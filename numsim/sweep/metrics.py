@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from ..events import saturated_count, suspicious_counts, suspicious_text  # noqa: F401  (the sweep's columns)
+
 # Columns that measure time: everything else in the table is deterministic.
 TIMING_COLUMNS = ("seconds", "mmac_per_s")
 METRICS = ("bias", "rms_err", "rms_rel_err", "max_abs_err", "max_rel_err", "sqnr_db")
@@ -97,36 +99,6 @@ def pool_sums(sums):
         out["max_abs_e"] = max(out["max_abs_e"], s["max_abs_e"])
         out["max_rel_e"] = max(out["max_rel_e"], s["max_rel_e"])
     return out
-
-
-def saturated_count(acc_values, acc_fmt):
-    """Outputs stuck at the accumulator's range ends (largest finite magnitude, or inf/NaN)."""
-    acc_values = np.asarray(acc_values)
-    if acc_fmt.kind == "int":
-        return int(np.count_nonzero((acc_values == acc_fmt.max_value) | (acc_values == acc_fmt.min_value)))
-    return int(np.count_nonzero(~np.isfinite(acc_values) | (np.abs(acc_values) >= acc_fmt.max_finite)))
-
-
-def suspicious_counts(acc_values, acc_fmt, overflow_count=0):
-    """What makes a GEMM's result suspect: {"outputs", "nonfinite" (inf/NaN), "saturated" (at the
-    accumulator's range ends, non-finite included), "overflows" (the kernel's overflow events)}."""
-    acc_values = np.asarray(acc_values)
-    nonfinite = 0 if acc_fmt.kind == "int" else int(acc_values.size - np.count_nonzero(np.isfinite(acc_values)))
-    return {"outputs": int(acc_values.size), "nonfinite": nonfinite,
-            "saturated": saturated_count(acc_values, acc_fmt), "overflows": int(overflow_count)}
-
-
-def suspicious_text(c):
-    """One phrase for suspicious_counts' dict, or None when nothing is suspect."""
-    parts = []
-    if c["nonfinite"]:
-        parts.append(f"{c['nonfinite']} of {c['outputs']} outputs are inf/NaN")
-    finite_sat = c["saturated"] - c["nonfinite"]
-    if finite_sat:
-        parts.append(f"{finite_sat} of {c['outputs']} outputs at the accumulator's range ends")
-    if c["overflows"]:
-        parts.append(f"{c['overflows']} overflow events")
-    return "; ".join(parts) or None
 
 
 def deterministic_columns(rows):

@@ -55,6 +55,16 @@ def _to_numpy(t, arg):
     return _float_np(t, arg)
 
 
+def _check_forward_finite(a, arg, where):
+    """A NaN/inf forward input is the caller's data, not a gradient: say so, naming the layer and argument."""
+    n = int(a.size - np.count_nonzero(np.isfinite(a)))
+    if n:
+        i = tuple(int(v) for v in np.argwhere(~np.isfinite(a))[0])
+        raise NumsimError(f"{arg}: {n} NaN/inf values in the forward input of {where} (first at index {i}, "
+                          f"{a[i].item()!r}); numsim's quantizers take finite tensors")
+    return a
+
+
 def _to_torch(a, like):
     """A float64 numpy result as a tensor of like's dtype (DLPack in, one cast)."""
     torch = _torch()
@@ -89,8 +99,9 @@ def _build():
 
         @staticmethod
         def forward(ctx, x, weight, alpha, core, geom_args):
-            xn = _to_numpy(x, "input")
-            wn = _to_numpy(weight, "weight")
+            where = f"numsim layer {core.layer_index}"
+            xn = _check_forward_finite(_to_numpy(x, "input"), "input", where)
+            wn = _check_forward_finite(_to_numpy(weight, "weight"), "weight", where)
             n, c, h, w = xn.shape
             o, cg, kh, kw = wn.shape
             geom = ConvGeometry(n, c, h, w, o, kh, kw, *geom_args)
@@ -178,7 +189,8 @@ def _build():
             return q
 
         def forward(self, x):
-            _to_numpy(x, "input")  # type and device checks before anything else
+            # type and device checks, and finite values, before anything else
+            _check_forward_finite(_to_numpy(x, "input"), "input", f"QuantLinear (layer {self._core.layer_index})")
             if x.shape[-1] != self.in_features:
                 raise bad("input", f"(..., {self.in_features})", f"shape {tuple(x.shape)}")
             lead = x.shape[:-1]
@@ -227,7 +239,7 @@ def _build():
             return q
 
         def forward(self, x):
-            _to_numpy(x, "input")
+            _check_forward_finite(_to_numpy(x, "input"), "input", f"QuantConv2d (layer {self._core.layer_index})")
             if x.dim() != 4 or x.shape[1] != self.in_channels:
                 raise bad("input", f"an (N, {self.in_channels}, H, W) tensor", f"shape {tuple(x.shape)}")
             y = self._apply_conv(x, (tuple(self.stride), tuple(self.padding), tuple(self.dilation), self.groups))

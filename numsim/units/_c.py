@@ -15,7 +15,7 @@ from .._ffi import cptr, ffi, lib
 from ..codec import c_format, check_codes, decode
 from ..errors import NumsimError, bad
 from ..formats import get_format
-from .base import DotResult, GemmResult, Unit, acc_code, acc_codes, threads
+from .base import DotResult, GemmResult, Unit, acc_code, acc_codes, count_nonfinite, threads
 
 # ---- enum tables (the C enums, read from the built library) -----------------------------------------
 ORDERS = _abi.ORDER
@@ -315,6 +315,7 @@ class CUnit(Unit):
             self._raise(st, str(tuple(int(i) for i in idx)), es[0], ek[0])
         codes = out.astype(self.acc_fmt.dtype)
         res = GemmResult(codes=codes, values=decode(codes, self.acc_fmt), overflow_count=int(ev[0]))
+        count_nonfinite(res, self.acc_fmt)
         apply_output_stage(self, res)
         return res
 

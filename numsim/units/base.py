@@ -40,7 +40,10 @@ class DotResult:
 
 @dataclass
 class GemmResult:
-    """Many outputs: accumulator codes (M, N), their decoded values, overflow events."""
+    """Many outputs: accumulator codes (M, N), their decoded values, overflow events.
+
+    Float accumulators also report info["nonfinite"]: how many outputs are inf or NaN codes (an
+    inf / NaN operand propagating is no overflow event; docs/units.md)."""
 
     codes: np.ndarray
     values: np.ndarray
@@ -165,3 +168,10 @@ def dot_as_gemm(unit, a_codes, b_codes, c, ctx):
 
 
 __all__ = ["DotResult", "GemmResult", "Unit", "threads", "acc_codes", "acc_code", "NumsimError"]
+
+
+def count_nonfinite(res, acc_fmt):
+    """Set res.info["nonfinite"] (outputs whose accumulator code is inf or NaN) for a float accumulator."""
+    if getattr(get_format(acc_fmt), "kind", None) == "float":
+        res.info["nonfinite"] = int(np.count_nonzero(~np.isfinite(np.asarray(res.values, dtype=np.float64))))
+    return res

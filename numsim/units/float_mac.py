@@ -16,7 +16,7 @@ from ..formats import FloatFormat, IntFormat, get_format
 from ..rounding import OVERFLOW_POLICIES, ROUNDING_MODES, rounding_mode
 from ._c import (DETERMINISTIC_ROUNDING, FLOAT_OVERFLOW, INT_OVERFLOW, ODD_UNDERFLOW, ORDERS, CUnit, choice,
                  int_param, set_field)
-from .base import DotResult, GemmResult
+from .base import DotResult, GemmResult, count_nonfinite
 
 _LIMB_BITS = 320          # the exact adder's safe span (6 x 64-bit limbs, headroom for shifts and sign)
 
@@ -66,7 +66,8 @@ class FloatMacUnit(CUnit):
 
     _ctx_key = None
     _ctx_range = (0, 0)
-    kernels = ("float_mac.exact_double", "float_mac.mac_level")
+    kernels = ("float_mac.fma_chain_fp16", "float_mac.fma_chain", "float_mac.exact_double",
+               "float_mac.fma_chain_portable", "float_mac.mac_level")
 
     def __post_init__(self):
         set_field(self, "a_fmt", get_format(self.a_fmt))
@@ -243,8 +244,9 @@ class Int4Fp4r4Unit(FloatMacUnit):
 def odd_phase_result(unit, even: GemmResult) -> GemmResult:
     """The odd phase's GemmResult from the even-phase datapath's (the exponent trick on every output)."""
     codes = odd_phase_trick(even.codes, unit.odd_underflow)
-    return GemmResult(codes=codes, values=decode(codes, unit.acc_fmt), overflow_count=even.overflow_count,
-                      info={"even_codes": even.codes, "departures": odd_phase_departures(even.codes, unit.odd_underflow)})
+    res = GemmResult(codes=codes, values=decode(codes, unit.acc_fmt), overflow_count=even.overflow_count,
+                     info={"even_codes": even.codes, "departures": odd_phase_departures(even.codes, unit.odd_underflow)})
+    return count_nonfinite(res, unit.acc_fmt)
 
 
 # ---- the exponent trick and its departure report --------------------------------------------------

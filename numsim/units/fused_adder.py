@@ -14,7 +14,7 @@ from ..codec import check_codes
 from ..errors import NumsimError, bad
 from ..formats import FloatFormat, get_format
 from ._c import FUSED_ROUNDING, _arrange_k, decode_operands, initial_acc, operands, set_formats
-from .base import DotResult, GemmResult, Unit, dot_as_gemm, threads
+from .base import DotResult, GemmResult, Unit, count_nonfinite, dot_as_gemm, threads
 
 _FLOAT_OPERANDS = ("fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2")
 
@@ -126,7 +126,8 @@ class FusedDotUnit(Unit):
         tr = None
         if trace:     # the inner accumulator after every fused step (promotion restarts it from +0)
             tr = fused_trace(self, a.ravel(), b.ravel(), None if cc is None else int(cc[0, 0]))
-        return DotResult(code=int(r.codes[0, 0]), value=float(r.values[0, 0]), trace=tr, info=r.info)
+        return DotResult(code=int(r.codes[0, 0]), value=float(r.values[0, 0]), trace=tr,
+                         overflow_count=r.overflow_count, info=r.info)
 
     def problem(self, a_codes, b_codes, c=None, nthreads=None, ctx=None):
         from ..kernels.problem import Problem
@@ -201,13 +202,15 @@ def fused_gemm(unit, p, level) -> GemmResult:
     B = decode_operands(np.ascontiguousarray(bt), unit.b_fmt)
     u = c_unit(unit, p.ctx.get("scale_a"), p.ctx.get("scale_b"))
     d = np.empty((M, N), np.uint32)
+    ev = ffi.new("int64_t *")
     ptrs = [cptr("int32_t *", A[0]), cptr("int32_t *", A[1]), cptr("int32_t *", A[2]), cptr("uint8_t *", A[3]),
             cptr("int32_t *", B[0]), cptr("int32_t *", B[1]), cptr("int32_t *", B[2]), cptr("uint8_t *", B[3])]
     st = lib.ns_fused_gemm_simd(u, *ptrs, ffi.NULL if cc is None else cptr("uint32_t *", cc),
-                                cptr("uint32_t *", d), M, N, Kp, p.nthreads, level)
+                                cptr("uint32_t *", d), M, N, Kp, p.nthreads, level, ev)
     if st:
         raise NumsimError(f"unit: the C kernel rejected {unit.name} (status {st})")
-    return GemmResult(codes=d, values=d.view(np.float32).astype(np.float64))
+    res = GemmResult(codes=d, values=d.view(np.float32).astype(np.float64), overflow_count=int(ev[0]))
+    return count_nonfinite(res, "fp32")
 
 
 def fused_step(unit, state, a_codes, b_codes):

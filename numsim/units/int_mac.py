@@ -69,8 +69,9 @@ class IntMacUnit(CUnit):
     seed_source: str = "001"
 
     _ctx_key = "align_shift"
-    kernels = ("int_mac.int8_lanes_vnni", "int_mac.int8_lanes_avx2", "int_mac.exact_blas",
-               "int_mac.int8_lanes_portable", "int_mac.mac_level")
+    kernels = ("int_mac.imatmul.amx", "int_mac.imatmul.avx512_vnni", "int_mac.int8_lanes_vnni",
+               "int_mac.int8_lanes_avx2", "int_mac.exact_blas", "int_mac.int8_lanes_portable",
+               "int_mac.imatmul.portable", "int_mac.mac_level")
     _ctx_range = (0, 31)
 
     def __post_init__(self):

@@ -63,8 +63,9 @@ class IntMMAUnit(Unit):
                 tr.append(st)
         return DotResult(code=int(r.codes[0, 0]), value=float(r.values[0, 0]), trace=tr)
 
-    kernels = ("int_mma.int8_lanes_vnni", "int_mma.int8_lanes_avx2", "int_mma.exact_blas",
-               "int_mma.int8_lanes_portable", "int_mma.mac_level")
+    kernels = ("int_mma.imatmul.amx", "int_mma.imatmul.avx512_vnni", "int_mma.int8_lanes_vnni",
+               "int_mma.int8_lanes_avx2", "int_mma.exact_blas", "int_mma.int8_lanes_portable",
+               "int_mma.imatmul.portable", "int_mma.mac_level")
 
     def problem(self, a_codes, b_codes, c=None, nthreads=None, ctx=None):
         from ..kernels.problem import Problem

@@ -35,7 +35,8 @@ class SampleShiftUnit(CUnit):
     seed_source: str = "000"
 
     _ctx_key = "sample_shift"
-    kernels = ("sample_shift.as_int_mac", "sample_shift.mac_level")
+    kernels = ("sample_shift.imatmul.amx", "sample_shift.imatmul.avx512_vnni", "sample_shift.as_int_mac",
+               "sample_shift.imatmul.portable", "sample_shift.mac_level")
     _ctx_range = (0, 4)
     max_shift = 4
 

@@ -65,9 +65,17 @@ def sweep_chunk(task):
 
 
 
+def _check_count(v, arg, lo=0):
+    """An integer >= lo (counts and seeds of the samples; bools are not counts)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise bad(arg, f"an int >= {lo}", repr(v))
+    return int(v)
+
+
 def sample_check(modes=("nearest_even",), per_stratum=64, seed=0):
     """C adder vs the numpy oracle on the stratified sample; {mode: {"pairs", "mismatches", "examples"}}."""
     modes = check_modes(modes)
+    per_stratum, seed = _check_count(per_stratum, "per_stratum"), _check_count(seed, "seed")
     a, b = stratified_pairs(per_stratum, seed)
     out = {}
     for m in modes:
@@ -114,9 +122,12 @@ def save_state(path, st):
     if not path:
         return
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(st, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(st, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise bad("state_path", "a writable file path (None: the state is not saved)", f"{path}: {e}") from None
 
 
 def pending_chunks(st, modes, chunk_a):
@@ -146,12 +157,16 @@ def run_exhaustive(modes=("nearest_even",), workers=2, state_path="exhaustive_fp
     if max_chunks is not None and (isinstance(max_chunks, bool) or not isinstance(max_chunks, (int, np.integer))
                                    or max_chunks < 0):
         raise bad("max_chunks", "None or an int >= 0", repr(max_chunks))
+    if state_path is not None and not isinstance(state_path, (str, os.PathLike)):
+        raise bad("state_path", "a file path or None", repr(state_path))
+    state_path = None if state_path is None else os.fspath(state_path)
     if state is None:
         st = load_state(state_path, modes, chunk_a)
     else:
         if not isinstance(state, dict) or state.get("chunk_a") != chunk_a or "modes" not in state:
             raise bad("state", f"a sweep state dict with chunk_a {chunk_a}", repr(type(state).__name__))
         st = _add_modes(state, modes)
+    save_state(state_path, st)     # an unwritable state_path fails here, before any chunk is computed
     tasks = pending_chunks(st, modes, chunk_a)
     if max_chunks is not None:
         tasks = tasks[:max_chunks]
@@ -192,6 +207,9 @@ def run_exhaustive(modes=("nearest_even",), workers=2, state_path="exhaustive_fp
 
 def mpfr_sample(modes=MPFR_MODES, n_random=100_000, per_stratum=1, seed=1):
     """C adder vs MPFR on uniformly random pairs plus one random pair of every exponent stratum."""
+    modes = check_modes(modes)      # MPFR's own modes: mpfr_f16_add checks each
+    n_random = _check_count(n_random, "n_random")
+    per_stratum, seed = _check_count(per_stratum, "per_stratum"), _check_count(seed, "seed")
     rng = np.random.default_rng(seed)
     sa, sb = stratified_pairs(per_stratum, seed)
     a = np.concatenate([rng.integers(0, 65536, n_random).astype(np.uint16), sa])

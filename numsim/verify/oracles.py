@@ -29,8 +29,8 @@ ALL_CODES = np.arange(65536, dtype=np.uint32).astype(np.uint16)
 
 def check_modes(modes, arg="modes") -> tuple:
     """The deterministic rounding modes the oracles cover, as a tuple; NumsimError naming `arg` otherwise."""
-    if isinstance(modes, str):
-        modes = (modes,)
+    if isinstance(modes, str):      # a string is a sequence too, of characters: say what was meant
+        raise bad(arg, f"a sequence of {', '.join(MODES)} (e.g. ({modes!r},))", repr(modes))
     try:
         modes = tuple(modes)
     except TypeError:

@@ -2,10 +2,14 @@
 cublas_*.npz), replay every tile through a unit, and compare bit for bit (docs/hardware.md)."""
 from __future__ import annotations
 
+import os
+import re
+import zipfile
+
 import numpy as np
 
 from .. import FusedDotUnit, IntMMAUnit, get_unit
-from ..errors import bad
+from ..errors import NumsimError, bad
 
 __all__ = ["replay_recording", "family_name", "FAMILY_NAMES"]
 
@@ -15,8 +19,6 @@ _INT_FAMILY_NAMES = {0: "c mid-range", 1: "c near INT32 limits"}
 def _tile_groups(z, path, fmt_hint=None):
     """The comparable groups of a recording file: dicts with label, A, B, C, D, family, operand fmt,
     integer variant, and the default preset. Raises NumsimError for an unknown layout."""
-    import os
-    import re
 
     keys = set(z.files)
     name = os.path.basename(str(path)).lower()
@@ -91,20 +93,52 @@ def _same_bits(got, want, is_float):
     return eq
 
 
+# Operand formats a recording's file name declares (tools/gpu writes tc_h100_f16.npz, tc_h100_bf16.npz,
+# tc_h100_e4m3.npz). f16 and bf16 tiles are both uint16 bits, so the name is what tells them apart.
+_NAME_FORMATS = (("bf16", "bf16"), ("e4m3", "fp8_e4m3fn"), ("fp16", "fp16"), ("f16", "fp16"))
+
+
+def _check_declared_format(path, unit):
+    """Refuse a unit whose operand format is not the one the recording's name declares (a bf16 unit
+    would read f16 bits as bf16 and report a meaningless match rate)."""
+    name = os.path.basename(str(path)).lower()
+    if not name.startswith("tc_"):      # int_*.npz and cublas_*.npz name their groups inside the file
+        return
+    declared = next((fmt for tag, fmt in _NAME_FORMATS if re.search(rf"(^|[_.-]){tag}([_.-]|$)", name)), None)
+    a_fmt = getattr(unit.a_fmt, "name", str(unit.a_fmt))
+    if declared is not None and a_fmt != declared:
+        raise NumsimError(f"unit: {unit.name} takes {a_fmt} operands but {os.path.basename(str(path))} is a "
+                          f"recording of {declared} tiles (by its name); choose a unit of that format "
+                          f"(or none: each group's own preset)")
+
+
 def replay_recording(path, unit=None, max_tiles_per_family=None):
     """Replay every tile of a recording through a unit (the group's default preset when unit is
     None; a named unit is applied to the groups whose operand format it takes).
 
     Returns a list of dicts: label, unit, family, matched, total, first_miss (tile, m, n) or None,
     and 'outputs' (the unit's codes, (T, M, N)) for further analysis."""
+    if max_tiles_per_family is not None and (isinstance(max_tiles_per_family, (bool, np.bool_)) or not isinstance(
+            max_tiles_per_family, (int, np.integer)) or max_tiles_per_family < 1):
+        raise bad("max_tiles_per_family", "None or an int >= 1", repr(max_tiles_per_family))
+    chosen = None if unit is None else get_unit(unit)
+    if chosen is not None:
+        _check_declared_format(path, chosen)
+    # numpy's zip reader answers a truncated or empty file with BadZipFile / EOFError, when opening
+    # it or when reading an array (lazily, in _tile_groups)
+    unreadable = (OSError, EOFError, zipfile.BadZipFile, ValueError)
     try:
         z = np.load(path)
-    except (OSError, ValueError) as e:
+    except unreadable as e:
         raise bad("recording", "a readable .npz file", f"{path}: {e}") from None
     if not hasattr(z, "files"):
         raise bad("recording", "an .npz archive of arrays", f"a single array in {path}")
-    chosen = None if unit is None else get_unit(unit)
-    groups = _tile_groups(z, path, None if chosen is None else chosen.a_fmt.name)
+    try:
+        groups = _tile_groups(z, path, None if chosen is None else chosen.a_fmt.name)
+    except NumsimError:
+        raise
+    except unreadable as e:
+        raise bad("recording", "a readable .npz file", f"{path}: {e}") from None
     rows = []
     for g in groups:
         u = get_unit(g["unit"]) if chosen is None else chosen

@@ -1,7 +1,7 @@
 """Exact fast kernels of the integer units on 8-bit lanes (csrc/imatmul*.c): AMX-INT8 tiles, AVX-512
 VNNI, and a portable C twin with the same bits; the INT8 output stage vectorised.
 
-Each kernel is an `IntKernel(name, level, proof, domain, run)`: `domain(unit, problem)` is None where
+Each kernel is a `numsim.kernels.Kernel(name, level, proof, domain, run)`: `domain(unit, problem)` is None where
 `run(unit, problem)` gives the MAC-level path's GemmResult (`unit.gemm_codes(a, b, c, **ctx)`) bit for
 bit, else a short reason; `problem` has attributes a, b, c, ctx, nthreads. tests/test_kernels_intfast.py
 compares every kernel with the MAC-level path at every level the machine has.
@@ -31,17 +31,11 @@ from ..codec import _decode_table, check_codes
 from ..errors import NumsimError
 from ..formats import IntFormat
 from ..units import GemmResult
+from . import Kernel, register
 
 LEVELS = {"portable": 0, "avx512_vnni": 1, "amx": 2}
 
 
-@dataclass(frozen=True)
-class IntKernel:
-    name: str
-    level: str
-    proof: str
-    domain: Callable
-    run: Callable
 
 
 # ---- operands ------------------------------------------------------------------------------------
@@ -147,10 +141,9 @@ def _imatmul(a, a_fmt, a_shift, b, b_fmt, b_shift, c32, level, nthreads):
 
 
 def _threads(problem):
-    from ..mac import default_threads
+    from ..units.base import threads
 
-    n = getattr(problem, "nthreads", None)
-    return default_threads() if n is None else max(1, min(64, int(n)))
+    return threads(getattr(problem, "nthreads", None))
 
 
 def _split_shifts(shift, a_fmt, b_fmt):
@@ -269,7 +262,7 @@ def _finish_int(unit, out, vals, level):
 
 def _int_mac_domain(level):
     def domain(unit, problem):
-        from ..mac import IntMacUnit
+        from ..units.int_mac import IntMacUnit
 
         if type(unit) is not IntMacUnit:
             return "not an IntMacUnit"
@@ -312,7 +305,7 @@ _INT_MAC_PROOF = (
 # ---- SampleShiftUnit ---------------------------------------------------------------------------------
 
 def _sample_shift_plan(unit, problem, build=True):
-    from ..mac import SampleShiftUnit
+    from ..units.sample_shift import SampleShiftUnit
 
     if type(unit) is not SampleShiftUnit:
         return "not a SampleShiftUnit"
@@ -509,7 +502,7 @@ _SAMPLE_SHIFT_PROOF = (
 # ---- IntMMAUnit (h100_imma_s8 / s4, wrap and saturate) -----------------------------------------------------
 
 def _imma_plan(unit, problem):
-    from ..hardware import IntMMAUnit
+    from ..units.int_mma import IntMMAUnit
 
     if not isinstance(unit, IntMMAUnit):
         return "not an IntMMAUnit"
@@ -530,16 +523,10 @@ def _imma_plan(unit, problem):
     if K == 0:
         return "K = 0 (nothing to multiply)"
     N = b.shape[1]
-    c32 = None
-    if problem.c is not None:
-        try:
-            cc = unit._c_codes(problem.c)
-        except NumsimError:
-            return "c: not int32 accumulator codes or values (the MAC-level path reports it)"
-        if cc.shape != (M, N):
-            return "c: wrong shape (the MAC-level path reports it)"
-        c32 = np.ascontiguousarray(cc, dtype=np.uint32).view(np.int32)
-    if unit.overflow == "saturate":
+    c32 = _acc_values(problem.c, unit.acc_fmt, M, N)
+    if isinstance(c32, str):
+        return c32
+    if unit.acc_overflow == "saturate":
         cmax = _absmax_i32(c32)
         ma, mb = max(-_table(a_fmt)[1], _table(a_fmt)[2]), max(-_table(b_fmt)[1], _table(b_fmt)[2])
         if cmax + K * ma * mb > 2**31 - 1:
@@ -588,14 +575,14 @@ def _make():
     out = []
     for family, proof, dom, run in (("int_mac", _INT_MAC_PROOF, _int_mac_domain, _int_mac_run),
                                     ("sample_shift", _SAMPLE_SHIFT_PROOF, _sample_shift_domain, _sample_shift_run),
-                                    ("imma", _IMMA_PROOF, _imma_domain, _imma_run)):
+                                    ("int_mma", _IMMA_PROOF, _imma_domain, _imma_run)):
         for level in ("amx", "avx512_vnni", "portable"):
-            out.append(IntKernel(name=f"{family}.imatmul.{level}", level=level, proof=proof, domain=dom(level),
+            out.append(Kernel(name=f"{family}.imatmul.{level}", level=level, proof=proof, domain=dom(level),
                                  run=run(level)))
     return tuple(out)
 
 
-KERNELS = _make()
+KERNELS = tuple(register(k) for k in _make())
 BY_NAME = {k.name: k for k in KERNELS}
 
-__all__ = ["IntKernel", "KERNELS", "BY_NAME", "LEVELS", "requant_int8"]
+__all__ = ["KERNELS", "BY_NAME", "LEVELS", "requant_int8"]

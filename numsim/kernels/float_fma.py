@@ -224,20 +224,26 @@ def run_fmachain(unit, problem, level="avx512"):
     if ran < 0:                                  # no memory for the packed panels: the MAC-level path
         return unit.mac_level_gemm(Problem(a=a_codes, b=b_codes, c=cc32(c), nthreads=nthreads))
     codes = out
-    if unit.acc_overflow != "to_inf":
-        bad = ~np.isfinite(vals)
-        if bad.any():
-            if unit.acc_overflow == "error":     # it raises naming the first overflow, or gives the bits
-                return unit.mac_level_gemm(Problem(a=a_codes, b=b_codes, c=cc32(c), nthreads=nthreads))
-            rows, cols = np.unique(np.nonzero(bad)[0]), np.unique(np.nonzero(bad)[1])
-            sub_c = None if c is None else cc32(c)[np.ix_(rows, cols)]
-            sub = unit.mac_level_gemm(Problem(a=np.ascontiguousarray(a_codes[rows]),
-                                              b=np.ascontiguousarray(b_codes[:, cols]), c=sub_c, nthreads=nthreads))
-            r_idx, c_idx = np.nonzero(bad)
-            codes[r_idx, c_idx] = sub.codes[np.searchsorted(rows, r_idx), np.searchsorted(cols, c_idx)]
-            vals[r_idx, c_idx] = decode(codes[r_idx, c_idx], acc)
-    return GemmResult(codes=codes, values=vals, overflow_count=0,
-                      info={"fmachain_level": {v: k for k, v in LEVELS.items()}[ran]})
+    # The kernels overflow to inf and count no events. An output that ends finite had no overflow event
+    # (an overflowed accumulator stays inf, or becomes NaN, to the end), and its bits are the unit's under
+    # every policy. Outputs that end non-finite are recomputed by the MAC-level kernel, which gives the
+    # saturating policy's bits and counts the events (0 for the sub-block's finite outputs, by the above).
+    overflow = 0
+    bad = ~np.isfinite(vals)
+    if bad.any():
+        if unit.acc_overflow == "error":     # it raises naming the first overflow, or gives the bits
+            return unit.mac_level_gemm(Problem(a=a_codes, b=b_codes, c=cc32(c), nthreads=nthreads))
+        rows, cols = np.unique(np.nonzero(bad)[0]), np.unique(np.nonzero(bad)[1])
+        sub_c = None if c is None else cc32(c)[np.ix_(rows, cols)]
+        sub = unit.mac_level_gemm(Problem(a=np.ascontiguousarray(a_codes[rows]),
+                                          b=np.ascontiguousarray(b_codes[:, cols]), c=sub_c, nthreads=nthreads))
+        r_idx, c_idx = np.nonzero(bad)
+        codes[r_idx, c_idx] = sub.codes[np.searchsorted(rows, r_idx), np.searchsorted(cols, c_idx)]
+        vals[r_idx, c_idx] = decode(codes[r_idx, c_idx], acc)
+        overflow = sub.overflow_count
+    return GemmResult(codes=codes, values=vals, overflow_count=overflow,
+                      info={"fmachain_level": {v: k for k, v in LEVELS.items()}[ran],
+                            "nonfinite": int(np.count_nonzero(~np.isfinite(vals)))})
 
 
 _PROOF_FMA = ("IEEE 754 fusedMultiplyAdd: x * y + z with the product exact and one rounding to nearest even "
@@ -261,14 +267,7 @@ KERNELS = (
 )
 
 
-def _register():
-    from . import LEVELS as REGISTRY_LEVELS
-
-    for k in KERNELS:
-        if k.level in REGISTRY_LEVELS:      # avx512_fp16 registers once the registry lists that level
-            register(k)
-
-
-_register()
+for _k in KERNELS:
+    register(_k)
 
 __all__ = ["KERNELS", "LEVELS", "level_ok", "domain_fmachain", "domain_fp16_fma", "run_fmachain"]
