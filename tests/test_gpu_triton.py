@@ -45,6 +45,8 @@ def _same(unit, a, b, c=None, expect_kernel=True, **ctx):
     bad = np.argwhere(got != want)
     assert bad.size == 0, (unit.name, len(bad), [(tuple(i), hex(got[tuple(i)]), hex(want[tuple(i)])) for i in bad[:4]])
     assert r.overflow_count == ref.overflow_count
+    if "nonfinite" in ref.info:
+        assert r.info["nonfinite"] == ref.info["nonfinite"]
     if expect_kernel:
         assert r.info["kernel"].startswith("gpu."), r.info
     else:

@@ -261,12 +261,13 @@ def _float_gemm(unit, a, b, cc):
             cvals = torch.where(cc >= 2**31, cc - 2**32, cc).to(torch.int32).view(torch.float32)
         cvals = cvals.contiguous()
     d = torch.empty((M, N), dtype=torch.float32, device=dev)
+    ev = torch.zeros((M, N), dtype=torch.int32, device=dev)
     kern = _kernels()
     bm, bn = (16, 16) if _interpreting(dev) else (64, 64)
     grid = (-(-M // bm), -(-N // bn))
     chunk = unit.chunk if unit.order == "chunked" else 0
     if M and N:
-        kern.float_mac_kernel[grid](At, B, d if cvals is None else cvals, d, M, N, K, HAS_C=cvals is not None,
+        kern.float_mac_kernel[grid](At, B, d if cvals is None else cvals, d, ev, M, N, K, HAS_C=cvals is not None,
                                     ACC_F16=f16, SAT=unit.acc_overflow == "saturate", CHUNK=chunk, BM=bm, BN=bn)
     if f16:
         codes = d.to(torch.float16).view(torch.int16).to(torch.int64) & 0xFFFF
@@ -283,7 +284,8 @@ def _float_gemm(unit, a, b, cc):
             c_nan = torch.isnan(cvals)
             fill = torch.where(c_nan, quiet, fill)
         codes = torch.where(nan, fill, codes)
-    return codes
+    # the CPU kernels' counts: overflow events, and outputs whose code is inf or NaN (info["nonfinite"])
+    return codes, int(ev.to(torch.int64).sum()), int((~torch.isfinite(d)).sum())
 
 
 def _default_nan(unit):
@@ -329,10 +331,11 @@ def gemm_codes(unit, a_codes, b_codes, c=None, fallback=True, **ctx) -> GpuGemmR
         codes, reason = _int_gemm(unit, a, b, cc, shift, name)
         if codes is None:
             name = None
-    elif name:
-        codes = _float_gemm(unit, a, b, cc)
+    events, info = 0, {"kernel": name}
+    if name and name.startswith("gpu.float"):
+        codes, events, info["nonfinite"] = _float_gemm(unit, a, b, cc)
     if codes is not None:
-        return GpuGemmResult(codes=codes, overflow_count=0, info={"kernel": name})
+        return GpuGemmResult(codes=codes, overflow_count=events, info=info)
     if not fallback:
         raise NumsimError(f"numsim.gpu: no GPU kernel for {unit.name} here: {reason}")
     r = unit.gemm_codes(a.cpu().numpy().astype(np.uint32), b.cpu().numpy().astype(np.uint32),

@@ -32,6 +32,8 @@ Proofs (tests/test_gpu_triton.py checks each against unit.gemm_codes; tools/gpu/
     (no add: a -0 product stays -0), part = round(part + p) for the rest, then acc = round(acc + part).
   * acc_overflow: to_inf is IEEE's overflow; saturate replaces an infinite result of finite addends
     by the largest finite value of its sign.
+  * overflow events (docs/units.md): a rounding of finite addends whose RNE result passes max finite
+    (inf from the cast or add, before saturation), counted per output as the C kernels count them.
   * NaN: IEEE arithmetic gives NaN exactly where the unit does (NaN operand, 0 x inf, inf - inf); the
     unit's NaN code (the quieted initial accumulator if it is a NaN, else the default NaN) is set by
     the caller, which knows c.
@@ -70,19 +72,23 @@ def _finite(x):
 
 @triton.jit
 def _round_one(p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
-    """round([p]): one term, no add (keeps -0)."""
+    """(round([p]), overflow event 0/1): one term, no add (keeps -0)."""
     if ACC_F16:
         r = p.to(tl.float16).to(tl.float32)
+        ev = _finite(p) & (tl.abs(r) > 65504.0)
         if SAT:
-            r = tl.where(_finite(p) & (tl.abs(r) > 65504.0), tl.where(p < 0, -65504.0, 65504.0), r)
+            r = tl.where(ev, tl.where(p < 0, -65504.0, 65504.0), r)
     else:
         r = p                      # exact in fp32
-    return r
+        ev = (p != p) & (p == p)   # never (all false; the product is exact)
+    return r, ev.to(tl.int32)
 
 
 @triton.jit
 def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
-    """round(acc + p) into the accumulator (fp32 or fp16 held in fp32), RNE."""
+    """(round(acc + p) into the accumulator (fp32 or fp16 held in fp32), RNE; overflow event 0/1).
+    An event (docs/units.md): finite addends whose RNE result, exponent unbounded, passes max finite:
+    exactly where the cast (or the fp32 add) of finite addends gives inf."""
     s = acc + p
     if ACC_F16:
         # TwoSum: e = (acc + p) - s exactly
@@ -96,21 +102,22 @@ def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
         bits = tl.where(fin & (e != 0.0), odd, bits)
         so = bits.to(tl.float32, bitcast=True)
         r = so.to(tl.float16).to(tl.float32)
+        ev = _finite(so) & (tl.abs(r) > 65504.0)      # so is finite exactly when acc and p are
         if SAT:
-            r = tl.where(_finite(so) & (tl.abs(r) > 65504.0), tl.where(so < 0, -65504.0, 65504.0), r)
+            r = tl.where(ev, tl.where(so < 0, -65504.0, 65504.0), r)
     else:
         r = s
+        ev = _finite(acc) & _finite(p) & (tl.abs(s) > 3.4028234663852886e38)
         if SAT:
-            r = tl.where(_finite(acc) & _finite(p) & (tl.abs(s) > 3.4028234663852886e38),
-                         tl.where(s < 0, -3.4028234663852886e38, 3.4028234663852886e38), s)
-    return r
+            r = tl.where(ev, tl.where(s < 0, -3.4028234663852886e38, 3.4028234663852886e38), s)
+    return r, ev.to(tl.int32)
 
 
 @triton.jit
-def float_mac_kernel(at_ptr, b_ptr, c_ptr, d_ptr, M, N, K, HAS_C: tl.constexpr, ACC_F16: tl.constexpr,
+def float_mac_kernel(at_ptr, b_ptr, c_ptr, d_ptr, ev_ptr, M, N, K, HAS_C: tl.constexpr, ACC_F16: tl.constexpr,
                      SAT: tl.constexpr, CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
     # at (K, M) fp32 operand values of A transposed (a column per k is contiguous), b (K, N) fp32,
-    # c/d (M, N) fp32 accumulator values; CHUNK 0 = sequential order
+    # c/d (M, N) fp32 accumulator values, ev (M, N) int32 overflow events; CHUNK 0 = sequential order
     rm = tl.program_id(0) * BM + tl.arange(0, BM)
     rn = tl.program_id(1) * BN + tl.arange(0, BN)
     mm = rm < M
@@ -120,20 +127,26 @@ def float_mac_kernel(at_ptr, b_ptr, c_ptr, d_ptr, M, N, K, HAS_C: tl.constexpr, 
         acc = tl.load(c_ptr + rm[:, None] * N + rn[None, :], mask=out, other=0.0)
     else:
         acc = tl.zeros((BM, BN), dtype=tl.float32)
+    events = tl.zeros((BM, BN), dtype=tl.int32)
     if CHUNK == 0:
         for k in range(0, K):
             a = tl.load(at_ptr + k * M + rm, mask=mm, other=0.0)
             b = tl.load(b_ptr + k * N + rn, mask=mn, other=0.0)
-            acc = _round_add(acc, a[:, None] * b[None, :], ACC_F16, SAT)
+            acc, ev = _round_add(acc, a[:, None] * b[None, :], ACC_F16, SAT)
+            events += ev
     else:
         for k0 in range(0, K, CHUNK):
             a = tl.load(at_ptr + k0 * M + rm, mask=mm, other=0.0)
             b = tl.load(b_ptr + k0 * N + rn, mask=mn, other=0.0)
-            part = _round_one(a[:, None] * b[None, :], ACC_F16, SAT)
+            part, ev = _round_one(a[:, None] * b[None, :], ACC_F16, SAT)
+            events += ev
             k1 = tl.minimum(k0 + CHUNK, K)
             for k in range(k0 + 1, k1):
                 a = tl.load(at_ptr + k * M + rm, mask=mm, other=0.0)
                 b = tl.load(b_ptr + k * N + rn, mask=mn, other=0.0)
-                part = _round_add(part, a[:, None] * b[None, :], ACC_F16, SAT)
-            acc = _round_add(acc, part, ACC_F16, SAT)
+                part, ev = _round_add(part, a[:, None] * b[None, :], ACC_F16, SAT)
+                events += ev
+            acc, ev = _round_add(acc, part, ACC_F16, SAT)
+            events += ev
     tl.store(d_ptr + rm[:, None] * N + rn[None, :], acc, mask=out)
+    tl.store(ev_ptr + rm[:, None] * N + rn[None, :], events, mask=out)
