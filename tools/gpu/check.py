@@ -7,7 +7,8 @@ the H100 recordings replayed through the GPU kernels, and a 4096^3 benchmark aga
 
 What it checks, for every unit a GPU kernel supports (presets, and the float variants below):
 1. random + edge codes (numsim.gpu.inputs) on odd shapes, K not a multiple of any block, with and
-   without an initial accumulator: every output compared with unit.gemm_codes (CPU kernels);
+   without an initial accumulator: every output compared with unit.gemm_codes (CPU kernels), and
+   the overflow event counts;
 2. shapes up to 4096 (log-uniform M, K, N, and the 4096^3 benchmark run itself): a seeded sample of
    rows compared in full (each output is independent of the other rows);
 3. ../shared/data/h100/int_h100.npz (IMMA s8/s4, wrap and satfinite) replayed tile by tile through
@@ -63,8 +64,9 @@ def compare(unit, a, b, c, got, rows=None):
     if rows is not None:
         a = a[rows]
         c = None if c is None else c[rows]
-    want = np.asarray(unit.gemm_codes(a, b, c=c).codes).astype(np.int64)
-    return int((got != want).sum()), want.size
+    ref = unit.gemm_codes(a, b, c=c)
+    want = np.asarray(ref.codes).astype(np.int64)
+    return int((got != want).sum()), want.size, ref.overflow_count
 
 
 def units():
@@ -100,7 +102,10 @@ def suite(dev, tiny, rng, deadline):
                 if M > 16:
                     sel = np.sort(rng.choice(M, 16, replace=False))
                     got = got[sel]
-                n_bad, n = compare(u, a, b, c, got, sel)
+                n_bad, n, events = compare(u, a, b, c, got, sel)
+                if sel is None and events != r.overflow_count:    # overflow events counted alike
+                    print(f"events {u.name} {shape}: GPU {r.overflow_count}, CPU {events}", flush=True)
+                    n_bad += 1
                 bad += n_bad
                 total += n
         rows.append((u.name, ",".join(sorted(k for k in kernels if k)), bad, total))
@@ -183,7 +188,7 @@ def bench(dev, tiny, rng, deadline):
         sync()
         dt = time.perf_counter() - t0
         sel = np.sort(rng.choice(n, min(8, n), replace=False))
-        n_bad, _ = compare(u, a, b, None, r.codes.cpu().numpy()[sel], sel)
+        n_bad, _, _ = compare(u, a, b, None, r.codes.cpu().numpy()[sel], sel)
         gmacs = macs / dt / 1e9
         base = ref.get("int" if u.acc_fmt.kind == "int" else "fp")
         rows.append((name, r.info.get("kernel", "cpu fallback"), gmacs, None if base is None else gmacs / base,
