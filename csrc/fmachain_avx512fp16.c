@@ -1,6 +1,6 @@
 /* Float-accumulator chain GEMM, level 2: AVX512-FP16 (Intel Sapphire Rapids and later), for the fp16
  * accumulator with one product per add (k_step == 1) and operands whose values are fp16 values
- * (checked in numsim/kernels/x_fpfast.py). Contract in ns_fmachain.h; the same bits as the portable
+ * (checked in numsim/kernels/float_fma.py). Contract in ns_fmachain.h; the same bits as the portable
  * level (fmachain.c) and level 1 (fmachain_avx512.c).
  *
  * Proof: the unit's add acc <- RN_fp16(acc + a * b) is IEEE 754 fusedMultiplyAdd in binary16, one

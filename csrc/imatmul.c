@@ -10,54 +10,24 @@
  * (c + sum_k a'b') mod 2^32, the VNNI level's lane offsets included:
  *     sum_k (a' + 128) b' - 128 sum_k b' = sum_k a'b',   sum_k a' (b' - 128) + 128 sum_k a' = sum_k a'b'.
  * Zero padding (k >= K in both operands) adds 0 * 0 products. The caller proves that the exact result
- * lies in int32, where it is the only integer with that residue (numsim/kernels/x_intfast.py). */
+ * lies in int32, where it is the only integer with that residue (numsim/kernels/int_imatmul.py). */
 #define _GNU_SOURCE 1
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "numsim.h"
 #include "ns_internal.h"
 #include "imatmul_internal.h"
-#if defined(__linux__)
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-#ifdef IM_HAVE_X86
-#include <cpuid.h>
-#endif
 
-/* ---- CPU levels -------------------------------------------------------------------------------- */
-/* TODO(merge): use ns_cpu_features / the shared thread runner (csrc/threads.c) once they land. */
+/* ---- CPU levels: the one CPU query (csrc/cpu.c; it also asks Linux for the AMX tile state) ------ */
 
-#ifdef IM_HAVE_X86
-static int im_cpu_vnni(void) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-}
+#define IM_VNNI (NS_CPU_AVX512_BASE | NS_CPU_AVX512_VNNI)
+#define IM_AMX (IM_VNNI | NS_CPU_AMX_TILE | NS_CPU_AMX_INT8)
 
-
-/* AMX: CPUID.(7,0):EDX bit 24 AMX-TILE, bit 25 AMX-INT8, and Linux's permission for the tile data
- * state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)); asked once per process. */
-static int im_amx_state = -1;      /* -1 not asked yet, 0 absent or refused, 1 granted */
-
-static int im_cpu_amx(void) {
-    int s = __atomic_load_n(&im_amx_state, __ATOMIC_ACQUIRE);
-    if (s >= 0) return s;
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    int ok = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && ((edx >> 24) & 1) && ((edx >> 25) & 1) &&
-             im_cpu_vnni();
-#if defined(__linux__) && defined(SYS_arch_prctl)
-    if (ok) ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
-#else
-    ok = 0;
-#endif
-    __atomic_store_n(&im_amx_state, ok, __ATOMIC_RELEASE);
-    return ok;
-}
-#else
-static int im_cpu_vnni(void) { return 0; }
-static int im_cpu_amx(void) { return 0; }
-#endif
+static int im_cpu_vnni(void) { return ns_cpu_has(ns_cpu_features(), IM_VNNI); }
+static int im_cpu_amx(void) { return ns_cpu_has(ns_cpu_features(), IM_AMX); }
+/* what NUMSIM_LEVEL leaves usable (the automatic choice) */
+static int im_usable_vnni(void) { return ns_cpu_has(ns_cpu_usable(), IM_VNNI); }
+static int im_usable_amx(void) { return ns_cpu_has(ns_cpu_usable(), IM_AMX); }
 
 int32_t ns_imatmul_has_level(int32_t level) {
     switch (level) {
@@ -69,9 +39,8 @@ int32_t ns_imatmul_has_level(int32_t level) {
 }
 
 int32_t ns_imatmul_best_level(void) {
-    if (getenv("NUMSIM_NO_SIMD")) return 0;
-    if (im_cpu_amx()) return 2;
-    return im_cpu_vnni() ? 1 : 0;
+    if (im_usable_amx()) return 2;
+    return im_usable_vnni() ? 1 : 0;
 }
 
 /* ---- the portable level -------------------------------------------------------------------------- */
@@ -243,17 +212,20 @@ static void *block_task(void *arg) {
     return NULL;
 }
 
-/* Runs fn over n jobs on n threads (the calling thread takes job 0; a thread that cannot be created
- * runs its job here: same bits). TODO(merge): the shared thread runner. */
+/* Runs fn over n jobs, a thread each, through the one thread runner (csrc/threads.c): range t is
+ * job t (T = n for n <= NS_MAX_THREADS; callers never ask for more). Every job is computed by the same
+ * code whatever thread runs it: same bits. */
+typedef struct im_run_ctx { void *(*fn)(void *); im_job *jobs; } im_run_ctx;
+
+static void im_run_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    (void)t;
+    const im_run_ctx *r = (const im_run_ctx *)ctx;
+    for (int64_t i = lo; i < hi; i++) r->fn(&r->jobs[i]);
+}
+
 static void run_jobs(void *(*fn)(void *), im_job *jobs, int32_t n) {
-    pthread_t tids[64];
-    int started[64];
-    for (int32_t i = 1; i < n; i++) started[i] = pthread_create(&tids[i], NULL, fn, &jobs[i]) == 0;
-    fn(&jobs[0]);
-    for (int32_t i = 1; i < n; i++) {
-        if (started[i]) pthread_join(tids[i], NULL);
-        else fn(&jobs[i]);
-    }
+    im_run_ctx r = {fn, jobs};
+    ns_parallel_for(n, n, im_run_range, &r);
 }
 
 int32_t ns_imatmul(const uint8_t *a, int32_t a_bits, const int32_t *a_val, const int32_t *a_shift,
@@ -357,7 +329,7 @@ int32_t ns_requant_int8_fast(const int32_t *acc, int64_t n, int32_t multiplier, 
         out_min < -128 || out_max > 127 || out_min > out_max || level < -1 || level > 1)
         return NS_ERR_ARG;
     /* level 1 needs the AVX-512 subsets its file is compiled for (F, BW, VL, VNNI): the VNNI level's */
-    if (level < 0) level = getenv("NUMSIM_NO_SIMD") || !im_cpu_vnni() ? 0 : 1;
+    if (level < 0) level = im_usable_vnni() ? 1 : 0;
     if (level == 1 && !im_cpu_vnni()) return NS_ERR_ARG;
 #ifdef IM_HAVE_X86
     if (level == 1) {
@@ -399,11 +371,16 @@ static void *finish_task(void *arg) {
     return NULL;
 }
 
+static void finish_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
+    (void)t;
+    for (int64_t i = lo; i < hi; i++) finish_task(&((finish_job *)ctx)[i]);
+}
+
 int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, const uint32_t *c, uint32_t *out,
                                 int64_t *events, int32_t nthreads, int32_t level) {
     const ns_unit *u = (const ns_unit *)unit;
     if (!u || (n && (!g || !out)) || !events || n < 0 || level < -1 || level > 1) return NS_ERR_ARG;
-    if (level < 0) level = getenv("NUMSIM_NO_SIMD") || !im_cpu_vnni() ? 0 : 1;
+    if (level < 0) level = im_usable_vnni() ? 1 : 0;
     if (level == 1 && !im_cpu_vnni()) return NS_ERR_ARG;
     /* the vector level covers the wrap and saturate policies and the deterministic roundings; 'error'
      * policies and stochastic rounding run the unit's own rule here (the same bits) */
@@ -415,20 +392,13 @@ int32_t ns_imatmul_shift_finish(const void *unit, const int32_t *g, int64_t n, c
     if (nthreads > 64) nthreads = 64;
     if (n < ((int64_t)nthreads << 14)) nthreads = (int32_t)(n >> 14) + 1;    /* >= 16k outputs a thread */
     finish_job jobs[64];
-    pthread_t tids[64];
-    int started[64];
     for (int32_t t = 0; t < nthreads; t++) {
         finish_job *j = &jobs[t];
         memset(j, 0, sizeof *j);
         j->u = u; j->g = g; j->c = c; j->out = out; j->n = n; j->level = level;
         j->lo = n * t / nthreads; j->hi = n * (t + 1) / nthreads;
     }
-    for (int32_t t = 1; t < nthreads; t++) started[t] = pthread_create(&tids[t], NULL, finish_task, &jobs[t]) == 0;
-    finish_task(&jobs[0]);
-    for (int32_t t = 1; t < nthreads; t++) {
-        if (started[t]) pthread_join(tids[t], NULL);
-        else finish_task(&jobs[t]);
-    }
+    ns_parallel_for(nthreads, nthreads, finish_range, jobs);
     *events = 0;
     int32_t st = NS_OK;
     for (int32_t t = 0; t < nthreads; t++) {       /* ranges in output order: the first failing one */

@@ -11,7 +11,7 @@
  * quieted initial accumulator when that is a NaN, else the default NaN). Threads split output rows
  * and column panels, never the reduction.
  *
- * Preconditions (checked by numsim/kernels/x_fpfast.py before any call): every operand value is a
+ * Preconditions (checked by numsim/kernels/float_fma.py before any call): every operand value is a
  * float32 value (given as codes and a float32 table of every code's value, or as float32 values); with
  * k_step > 1 every partial sum of a term's products is a
  * multiple of its finest product quantum below 2^24 of it and >= 2^-149 (so fp32 adds them exactly).

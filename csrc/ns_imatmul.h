@@ -1,6 +1,6 @@
 /* Exact integer matrix multiply on 8-bit lanes: AMX-INT8 tiles, AVX-512 VNNI, and a portable C twin
  * (csrc/imatmul.c, imatmul_avx512vnni.c, imatmul_amx.c), plus a vectorised INT8 requantization.
- * When the result equals a MAC-level unit's: numsim/kernels/x_intfast.py (each kernel's proof). */
+ * When the result equals a MAC-level unit's: numsim/kernels/int_imatmul.py (each kernel's proof). */
 #ifndef NS_IMATMUL_H
 #define NS_IMATMUL_H
 #include <stddef.h>
@@ -13,7 +13,7 @@ extern "C" {
 /* out[m,n] = c[m,n] + sum_k a'[m,k] * b'[k,n]  modulo 2^32, read as int32, where
  *   a'[m,k] = a_val[a[m,k]] * 2^a_shift[k],  b'[k,n] = b_val[b[k,n]] * 2^b_shift[k].
  * Every level computes exactly this residue (same bits at every level); it is the true integer
- * whenever that lies in [-2^31, 2^31), which the caller proves (x_intfast.py).
+ * whenever that lies in [-2^31, 2^31), which the caller proves (int_imatmul.py).
  * a (M, K) and b (K, N): row-major uint8 codes below 2^a_bits and 2^b_bits (bits 1 .. 8: the caller
  * checks the codes; a code past its format may give a wrong number, never a wrong memory access);
  * a_val / b_val: 256 int32 values, one per code;
