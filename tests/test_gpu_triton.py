@@ -214,15 +214,19 @@ def test_negative_zero_chunks_and_start():
         _same(unit, np.full((2, 9), nz, np.uint32), np.full((9, 2), one, np.uint32), c=c)
 
 
-def test_import_numsim_needs_no_triton():
+def test_import_numsim_needs_no_triton(tmp_path):
     """`import numsim` (and numsim.gpu's package) import neither triton nor torch: the GPU path is lazy."""
     import subprocess
 
+    import numsim as tested
+
     code = ("import sys, numsim, numsim.gpu; bad = [m for m in ('triton', 'torch') if m in sys.modules]; "
             "sys.exit(str(bad) if bad else 0)")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # the numsim under test (installed, or a built checkout), never a clone's unbuilt source tree
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tested.__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                       cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr or r.stdout
 
 

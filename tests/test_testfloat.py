@@ -151,10 +151,14 @@ def test_cli_check_gen_and_errors(tmp_path, capsys):
     assert main(["testfloat", "check", sample, "--op", "f16_mulAdd", "--rounding", "sideways"]) == 2
 
 
-def test_cli_as_a_process():
+def test_cli_as_a_process(tmp_path):
+    import numsim as tested
+
     sample = os.path.join(DATA, "f32_to_f16-rminMag-tininessafter.txt")
+    # the numsim under test (installed, or a built checkout), never a clone's unbuilt source tree
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tested.__file__)))
     p = subprocess.run([sys.executable, "-m", "numsim", "testfloat", "check", sample, "--op", "f32_to_f16",
-                        "--rounding", "rtz"], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+                        "--rounding", "rtz"], capture_output=True, text=True, cwd=str(tmp_path),
+                       env=dict(os.environ, PYTHONPATH=root))
     assert p.returncode == 0, p.stderr
     assert "40/40 passed" in p.stdout
