@@ -6,6 +6,7 @@
 #include "imatmul_internal.h"
 #ifdef IM_HAVE_X86
 #include <immintrin.h>
+#include "vnni_pack_avx512.h"
 #include <string.h>
 
 #define MRV 8          /* rows of a register tile: 8 rows x 2 panels = 16 accumulators */
@@ -95,12 +96,7 @@ void im_pack_b_avx512(im_job *j) {
                     r[q] = _mm_maskz_add_epi8(cm, codes, boff);
                 }
             }
-            const __m128i t01l = _mm_unpacklo_epi8(r[0], r[1]), t01h = _mm_unpackhi_epi8(r[0], r[1]);
-            const __m128i t23l = _mm_unpacklo_epi8(r[2], r[3]), t23h = _mm_unpackhi_epi8(r[2], r[3]);
-            __m512i v = _mm512_castsi128_si512(_mm_unpacklo_epi16(t01l, t23l));
-            v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t01l, t23l), 1);
-            v = _mm512_inserti32x4(v, _mm_unpacklo_epi16(t01h, t23h), 2);
-            v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t01h, t23h), 3);
+            const __m512i v = ns_vnni_interleave4x16(r);
             _mm512_store_si512((void *)(dst + g * 64), v);
             if (j->col_corr) csum = _mm512_dpbusd_epi32(csum, ones, v);    /* s8 lanes (mode 1) */
         }

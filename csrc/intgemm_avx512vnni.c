@@ -5,6 +5,7 @@
 
 #ifdef NS_X86
 #include <immintrin.h>
+#include "vnni_pack_avx512.h"
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 
 /* The VNNI packing of tiles t0 .. t1 by 16-byte rows: lanes by a 16-entry table (vpshufb) or a byte
@@ -36,12 +37,7 @@ VNNI_TARGET void ns_int8_pack_tiles_avx512vnni(const plan *p, int64_t t0, int64_
                         r[q] = _mm_maskz_add_epi8(cm, codes, boff);
                     }
                 }
-                const __m128i t01l = _mm_unpacklo_epi8(r[0], r[1]), t01h = _mm_unpackhi_epi8(r[0], r[1]);
-                const __m128i t23l = _mm_unpacklo_epi8(r[2], r[3]), t23h = _mm_unpackhi_epi8(r[2], r[3]);
-                __m512i v = _mm512_castsi128_si512(_mm_unpacklo_epi16(t01l, t23l));
-                v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t01l, t23l), 1);
-                v = _mm512_inserti32x4(v, _mm_unpacklo_epi16(t01h, t23h), 2);
-                v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(t01h, t23h), 3);
+                const __m512i v = ns_vnni_interleave4x16(r);
                 _mm512_storeu_si512((void *)(dst + g * 64), v);
                 csum = p->a_is_u8 ? _mm512_dpbusd_epi32(csum, ones, v) : _mm512_dpbusd_epi32(csum, v, ones);
             }
