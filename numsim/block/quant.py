@@ -116,7 +116,8 @@ def quantize_blocks(values, kind, policy="ocp", axis=-1, seed=0) -> BlockTensor:
             y = _f32(xb / safe)
         else:
             y = _f32(xb * _f32(np.float32(1) / safe))
-    y = np.where(d == 0, np.float32(0), y)
+    # a zero divisor gives zero elements; a zero element stays zero (0 * fp32(1/d) is NaN when 1/d overflows)
+    y = np.where((d == 0) | (xb == 0), xb * np.float32(0), y)        # keeps the sign of -0
     # FP32 overflow (recip_mul of a tiny divisor): the element saturates / goes NaN like any overflow
     y = np.where(np.isinf(y), np.sign(y) * np.float32(3.0e38), y).astype(np.float32)
     y = np.moveaxis(y.reshape(y.shape[:-2] + (nblocks * k.block_size,)), -1, axis)
