@@ -7,9 +7,10 @@ from .units import (FloatMacUnit, FusedDotUnit, Int4Fp4r4Unit, IntMacUnit, IntMM
                     get_unit, unit_names)
 from .gemm import MatmulResult, conv2d, matmul
 from . import fpops
+from . import block
 
 __version__ = "0.1.0"
 
 __all__ = ["NumsimError", "NumsimWarning", "FloatFormat", "IntFormat", "FORMATS", "get_format", "encode", "decode", "quantize",
            "QTensor", "get_unit", "unit_names", "matmul", "conv2d", "MatmulResult", "IntMacUnit", "SampleShiftUnit",
-           "FloatMacUnit", "Int4Fp4r4Unit", "RequantInt8", "FusedDotUnit", "IntMMAUnit", "fpops"]
+           "FloatMacUnit", "Int4Fp4r4Unit", "RequantInt8", "FusedDotUnit", "IntMMAUnit", "fpops", "block"]
