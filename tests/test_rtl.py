@@ -451,3 +451,56 @@ def test_hardware_units_steps_equal_dot(name, rng):
     vs = generate(u, count=100, seed=2)
     assert replay(vs) == [] and {s["kind"] for s in vs.sections} == {"corner", "exhaustive", "random"}
     assert "none for" in vs.notes["exhaustive"]
+
+
+# ---- accumulation orders (issue 18) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["sequential", "chunked", "pairwise"])
+@pytest.mark.parametrize("spec", [
+    ("fp8_fp16", {}), ("fp8_fp16", {"k_step": 4}), ("int4_fp4r4_fp16", {}),
+    ("int4_fp4r4_fp16", {"phase": "odd"}), ("int4_int32", {"widen_overflow": "saturate", "acc_bits": 12, "widen_bits": 10,
+                                                          "acc_overflow": "saturate"}),
+])
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_model_honours_order_and_k_step(order, spec, chunk, rng):
+    """Every cycle's acc output equals unit.dot over the terms since the load, bit for bit, in the
+    unit's order (chunked chunks, pairwise tree) and k_step."""
+    name, kw = spec
+    u = get_unit(name, order=order, chunk=chunk, **kw)
+    m = Model(u)
+    n = m.lanes
+    c = m.to_code("c", 0)
+    if u.acc_fmt.name == "fp16":
+        c = 0x63D1                                     # 1000.5: large enough that orders round apart
+    m.step(0 if n == 1 else [0] * n, 0 if n == 1 else [0] * n, valid=0, load=1, c=c)
+    ahi, bhi = 1 << u.a_fmt.bits, 1 << u.b_fmt.bits
+    A, B, S = [], [], []
+    for t in range(20):
+        a = [int(x) for x in rng.integers(0, ahi, n)]
+        b = [int(x) for x in rng.integers(0, bhi, n)]
+        if u.a_fmt.name.startswith("fp8"):
+            a = [x & 0x3F for x in a]                  # finite, moderate products
+            b = [x & 0x3F for x in b]
+        s = int(rng.integers(0, 4)) if m.layout.shift_name else 0
+        A += a; B += b; S.append(s)
+        got = m.step(a if n > 1 else a[0], b if n > 1 else b[0], shift=s)
+        ctx = {"align_shift": np.array(S)} if m.layout.shift_name == "align_shift" else {}
+        want = u.dot(np.array(A), np.array(B), c=c, **ctx)
+        assert got == want.code, (t, hex(got), hex(want.code))
+        if "out" in m.layout.by_name:
+            assert m.out_code() == want.out_code
+
+
+def test_model_chunked_fp8_fp16_from_1000_3():
+    """The issue's case: 20 terms from 1000.3 in fp8_fp16 (chunked, 64)."""
+    from numsim.codec import encode
+    u = get_unit("fp8_fp16")
+    assert u.order == "chunked"
+    c = int(encode(np.array([1000.3]), u.acc_fmt)[0])
+    a = np.full(20, 0x30)                               # e4m3 0.5
+    b = np.full(20, 0x30)
+    m = Model(u)
+    m.step(0, 0, valid=0, load=1, c=c)
+    for i in range(20):
+        out = m.step(int(a[i]), int(b[i]))
+    assert out == u.dot(a, b, c=c).code

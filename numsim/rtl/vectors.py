@@ -72,11 +72,10 @@ class _Builder:
             m.reset()
         else:
             try:
-                nxt = m.next_state(a, b, valid, load, c, shift)
+                m.advance(a, b, valid, load, c, shift)
             except NumsimError:
                 self.excluded += 1
                 return False
-            m.state = nxt
         lanes = m.lanes
         row = {"rst": int(bool(rst)), "load": int(bool(load)), "valid": int(bool(valid)), "c": int(c),
                "a": _lanes(a, lanes), "b": _lanes(b, lanes)}
@@ -803,7 +802,7 @@ def replay(vs: VectorSet, model: Model | None = None, limit=10) -> list:
         if r["rst"]:
             model.reset()
         else:
-            model.state = model.next_state(r["a"], r["b"], r["valid"], r["load"], r["c"], r.get(sh, 0) if sh else 0)
+            model.advance(r["a"], r["b"], r["valid"], r["load"], r["c"], r.get(sh, 0) if sh else 0)
         got = model.expected()
         for k, v in got.items():
             if r[k] != v and len(bad_rows) < limit:
