@@ -13,6 +13,7 @@ from numsim.cli import main as cli_main
 from numsim.errors import NumsimError
 from numsim.reference import units as ref
 from numsim.rtl import Layout, Model, code_to_signed, generate, read, replay, signal_to_int, write
+from numsim.rtl.vectors import describe_unit
 from numsim.units import get_unit
 
 
@@ -327,7 +328,7 @@ def test_round_trip_files(int_vectors, fp_vectors, tmp_path):
         assert replay(back) == []
         man = json.load(open(paths["json"]))
         assert man["count"] == vs.count and man["seed"] == 7
-        assert man["unit"]["description"] == vs.unit.describe()
+        assert man["unit"]["description"] == describe_unit(vs.unit, vs.layout)
         assert sum(man["counts"].values()) == vs.count
         lines = open(paths["hex"]).read().split()
         assert len(lines) == vs.count and {len(x) for x in lines} == {man["hex_digits"]}
@@ -504,3 +505,48 @@ def test_model_chunked_fp8_fp16_from_1000_3():
     for i in range(20):
         out = m.step(int(a[i]), int(b[i]))
     assert out == u.dot(a, b, c=c).code
+
+
+# ---- ports from the unit's parameters (issue 18) ---------------------------------------------------
+
+def test_int8_mac_has_no_shift_port_and_binds(rng, tmp_path):
+    """A plain INT8 MAC (int8 x int8 widened to 16 bits: no room above the product) has no
+    align_shift port; its ports are as wide as its formats, it binds without one, and its vectors and
+    manifest carry no shift and describe the actual unit."""
+    u = get_unit("int4_int32", a_fmt="int8", b_fmt="int8")
+    m = Model(u)
+    widths = {x.name: x.bits for x in m.layout.fields}
+    assert widths == {"rst": 1, "load": 1, "valid": 1, "c": 32, "a": 8, "b": 8, "acc": 32}
+    assert m.layout.shift_name is None
+    assert set(m.bind(_dut(widths))) == set(widths)
+    with pytest.raises(NumsimError, match="shift"):
+        m.step(1, 1, shift=3)
+    a = rng.integers(0, 256, 30)
+    b = rng.integers(0, 256, 30)
+    m.reset()
+    for x, y in zip(a, b):
+        out = m.step(int(x), int(y))
+    assert out == u.dot(a, b).code
+    vs = generate(u, count=200, seed=1)
+    assert all("align_shift" not in r for r in vs.rows)
+    assert not replay(vs)
+    paths = write(vs, tmp_path)
+    man = json.load(open(paths["json"]))
+    desc = man["unit"]["description"]
+    assert "seed 001" not in desc and "int8 x int8" in desc and "a_fmt=int8" in desc
+    assert "align_shift" not in [f["name"] for f in man["fields"]]
+    assert not replay(read(paths["json"]))
+
+
+def test_shift_port_kept_when_the_widened_register_has_room():
+    assert Model(int_unit()).layout.field("align_shift").bits == 5          # int4 x int4 -> 16 bits
+    u = get_unit("int4_int32", a_fmt="int8", b_fmt="int8", widen_bits=24)
+    assert Model(u).layout.field("align_shift").bits == 5
+    assert "seed 001" in json.dumps(generate("int4_int32", count=5, seed=0, kinds=("random",)).unit.describe())
+
+
+def test_cli_vectors_int8_mac(tmp_path, capsys):
+    assert cli_main(["vectors", "int4_int32", "--count", "50", "--out", str(tmp_path),
+                     "--set", "a_fmt=int8", "--set", "b_fmt=int8"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 001" not in out and "int8 x int8" in out

@@ -29,7 +29,8 @@ def run(args):
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     vs = generate(unit, count=args.count, seed=args.seed, kinds=kinds)
     paths = write(vs, args.out, name=args.name)
-    print(unit.describe())
+    from ..rtl.vectors import describe_unit
+    print(describe_unit(unit, vs.layout))
     print(f"{vs.count} vectors of {vs.layout.word_bits} bits: "
           + ", ".join(f"{s['kind']} {s['count']}" for s in vs.sections))
     for k in ("hex", "json", "vh"):

@@ -71,6 +71,14 @@ def _unit_kind(unit):
               "over k_step lanes)", type(unit).__name__)
 
 
+def int_shift_in_use(unit) -> bool:
+    """Whether an integer MAC's per-k align_shift is in use: only when the widened register has room
+    above the product (widen_bits > a_bits + b_bits). Otherwise every non-zero shift of a full-range
+    product overflows the widened register, so the hardware has no shift (a plain INT8 MAC: int8 x
+    int8 widened to 16 bits) and the RTL has no align_shift port; the model then adds shift 0."""
+    return unit.widen_bits > unit.a_fmt.bits + unit.b_fmt.bits
+
+
 def _generic_lanes(unit):
     n = getattr(unit, "k_step", None)
     return n if isinstance(n, int) and 1 <= n <= 256 else None
@@ -93,8 +101,9 @@ class Layout:
              Field("c", acc.bits, 1, _fmt_signed(acc), "in", _fmt_name(acc)),
              Field("a", unit.a_fmt.bits, lanes, _fmt_signed(unit.a_fmt), "in", _fmt_name(unit.a_fmt)),
              Field("b", unit.b_fmt.bits, lanes, _fmt_signed(unit.b_fmt), "in", _fmt_name(unit.b_fmt))]
-        if self.kind == "int":
-            f.append(Field("align_shift", 5, 1, False, "in", "uint5"))
+        if self.kind == "int" and int_shift_in_use(unit):
+            bits = int(unit._ctx_range[1]).bit_length()          # the unit's align_shift range 0..31
+            f.append(Field("align_shift", bits, 1, False, "in", f"uint{bits}"))
         elif self.kind == "sample_shift":
             f.append(Field("sample_shift", 3, 1, False, "in", "uint3"))
         f.append(Field("acc", acc.bits, 1, _fmt_signed(acc), "out", _fmt_name(acc)))
@@ -112,7 +121,11 @@ class Layout:
 
     @property
     def shift_name(self):
-        return {"int": "align_shift", "sample_shift": "sample_shift"}.get(self.kind)
+        """The per-k shift port, or None when the unit has none in use."""
+        for name in ("align_shift", "sample_shift"):
+            if name in self.by_name:
+                return name
+        return None
 
     def field(self, name) -> Field:
         if name not in self.by_name:
@@ -362,7 +375,7 @@ class Model:
         av = np.array([x for t in terms for x in t[0]], dtype=np.int64)
         bv = np.array([x for t in terms for x in t[1]], dtype=np.int64)
         ctx = {}
-        if self.kind == "int" and getattr(u, "_ctx_key", None):
+        if self.layout.shift_name == "align_shift":
             ctx[u._ctx_key] = np.array([t[2] for t in terms], dtype=np.int32)
         # the last trace entry is the accumulator before finish (the odd-phase trick comes after)
         nxt = int(u.dot(av, bv, c=base, trace=True, **ctx).trace[-1])
@@ -380,5 +393,7 @@ class Model:
 
     def _in(self, name, v):
         if name is None:
+            if v:
+                raise bad("shift", f"0 (unit {self.unit.name} has no shift port)", repr(v))
             return 0
         return self.to_code(name, v)

@@ -182,6 +182,10 @@ def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
 # -- integer units --
 
 def _int_shifts(m):
+    """The shift values the unit's shift port takes ([0] without one)."""
+    x = m.layout.shift_name
+    if x is None:
+        return [0]
     return list(range(32)) if m.kind == "int" else list(range(5))
 
 
@@ -193,13 +197,14 @@ def _int_corners(b: _Builder, notes):
     mask = (1 << acc_bits) - 1
     shifts = _int_shifts(m)
     # format extremes: every extreme operand pair at the edge shifts
-    edge_shifts = sorted({shifts[0], 1, shifts[-1]} | ({8, 9, 15, 16} if m.kind == "int" else set()))
+    edge_shifts = sorted({s for s in {1, 8, 9, 15, 16} if s <= shifts[-1]} | {shifts[0], shifts[-1]}
+                         if m.kind == "int" else {shifts[0], 1, shifts[-1]})
     for ac in a_codes:
         for bc in b_codes:
             for s in edge_shifts:
                 b.single(ac, bc, c=0, shift=s, tag="operand extremes")
     # the widening register: for each distinct product the largest shift that fits and the next one
-    if m.kind == "int":
+    if m.kind == "int" and m.layout.shift_name:
         wmax, wmin = (1 << (u.widen_bits - 1)) - 1, -(1 << (u.widen_bits - 1))
         prods = {}
         av, bv = _values(_all_codes(u.a_fmt), u.a_fmt), _values(_all_codes(u.b_fmt), u.b_fmt)
@@ -220,7 +225,7 @@ def _int_corners(b: _Builder, notes):
     terms = []
     for i in av_codes:
         for j in _all_codes(u.b_fmt):
-            for s in (0, shifts[-1] if m.kind == "sample_shift" else 8):
+            for s in sorted({0, shifts[-1] if m.kind == "sample_shift" else min(8, shifts[-1])}):
                 w = _widened(m, int(i), int(j), s)
                 if w is not None and w != 0:
                     terms.append((w, int(i), int(j), s))
@@ -259,7 +264,8 @@ def _int_exhaustive(b: _Builder, notes):
         for i in _all_codes(u.a_fmt):
             for j in _all_codes(u.b_fmt):
                 b.single(int(i), int(j), c=0, shift=s)
-    notes["exhaustive"] = "every a x b code pair at every shift, onto c = 0"
+    notes["exhaustive"] = ("every a x b code pair at every shift, onto c = 0" if b.m.layout.shift_name
+                           else "every a x b code pair, onto c = 0")
 
 
 # -- float units --
@@ -639,6 +645,27 @@ def unit_spec(unit) -> dict:
     return {"preset": name, "overrides": over}
 
 
+def describe_unit(unit, layout=None) -> str:
+    """The unit as the vectors exercise it: its describe() of the actual parameters; for a preset with
+    overrides, the overrides in place of the preset's seed text; no align_shift without a shift port."""
+    import re
+
+    text = unit.describe()
+    try:
+        over = unit_spec(unit).get("overrides") or {}
+    except NumsimError:
+        over = {"parameters": "not a preset"}
+    if over:
+        ov = ", ".join(f"{k}={v}" for k, v in over.items())
+        text = re.sub(r"^(\S+) \(seed [^)]*\)", lambda m: f"{m.group(1)} with {ov}", text, count=1)
+        if not text.startswith(f"{unit.name} with"):
+            text = text.replace(f"{unit.name}:", f"{unit.name} with {ov}:", 1)
+    layout = layout or Layout(unit)
+    if layout.kind == "int" and layout.shift_name is None:
+        text = text.replace(", << align_shift[k]", " (no align_shift: no room above the product)")
+    return text
+
+
 def _unplain(over):
     from ..units import RequantInt8
 
@@ -653,7 +680,7 @@ def manifest(vs: VectorSet, hex_name: str, vh_name: str) -> dict:
         counts[s["kind"]] = counts.get(s["kind"], 0) + s["count"]
     return {
         "numsim_vectors": FORMAT_VERSION,
-        "unit": {"name": vs.unit.name, "description": vs.unit.describe(), **unit_spec(vs.unit)},
+        "unit": {"name": vs.unit.name, "description": describe_unit(vs.unit, lay), **unit_spec(vs.unit)},
         "contract": CONTRACT,
         "word_bits": lay.word_bits,
         "hex_digits": (lay.word_bits + 3) // 4,
