@@ -292,7 +292,7 @@ def test_fp_corner_overflow_and_trick_edges(fp_vectors):
     for r in rows:
         x = _exact_sum(r)
         assert abs(x) in (65520, 65520 - Fraction(1, 64), 65520 + Fraction(1, 64)) or abs(x) < 65520
-    edges = _rows(fp_vectors, "exponent-trick edges")
+    edges = _rows(fp_vectors, "binade edges")                       # even phase: no exponent trick
     fields = {(r["c"] >> 10) & 31 for r in edges if not r["valid"]}
     assert fields == {0, 1, 2, 30}
     reached = {(r["acc"] >> 10) & 31 for r in edges if r["valid"]}
@@ -550,3 +550,36 @@ def test_cli_vectors_int8_mac(tmp_path, capsys):
                      "--set", "a_fmt=int8", "--set", "b_fmt=int8"]) == 0
     out = capsys.readouterr().out
     assert "seed 001" not in out and "int8 x int8" in out
+
+
+# ---- manifest labels from what the vectors contain; random FP8 mostly finite (issue 18) -------------
+
+def test_labels_follow_the_unit():
+    odd = generate(get_unit("int4_fp4r4_fp16", phase="odd"), count=10, seed=0, kinds=("corner",))
+    even = generate(get_unit("int4_fp4r4_fp16"), count=10, seed=0, kinds=("corner",))
+    assert odd.notes["corner_tags"].get("exponent-trick edges") and "binade edges" not in odd.notes["corner_tags"]
+    assert even.notes["corner_tags"].get("binade edges") and "exponent-trick edges" not in even.notes["corner_tags"]
+    assert even.notes["corner_tags"].get("ties")
+    rtz = generate(get_unit("int4_fp4r4_fp16", acc_rounding="toward_zero"), count=10, seed=0, kinds=("corner",))
+    tags = rtz.notes["corner_tags"]
+    assert "ties" not in tags and "ties" not in rtz.notes and tags.get("midpoints")
+    for r in _rows(rtz, "midpoints"):                         # exact midpoints, rounded toward zero
+        x = _exact_sum(r)
+        lo = _f16(r["acc"])
+        assert abs(lo) < abs(x) and lo * x >= 0
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e5m2", "fp8_e4m3fn"])
+def test_random_fp8_vectors_mostly_finite(fmt):
+    from numsim.codec import decode
+    u = get_unit("fp8_fp16", a_fmt=fmt, b_fmt=fmt)
+    for share in (0.05, 0.0):
+        vs = generate(u, count=2000, seed=5, kinds=("random",), nonfinite_share=share)
+        v = decode(np.array([r["acc"] for r in vs.rows], dtype=np.uint16), u.acc_fmt)
+        assert np.mean(~np.isfinite(v)) <= share
+        assert vs.notes["random_nonfinite"]["max_share"] == share
+        assert not replay(vs)
+    free = generate(u, count=2000, seed=5, kinds=("random",), nonfinite_share=1.0)
+    assert np.mean(~np.isfinite(decode(np.array([r["acc"] for r in free.rows], dtype=np.uint16), u.acc_fmt))) > 0.05
+    with pytest.raises(NumsimError, match="nonfinite_share"):
+        generate(u, count=5, nonfinite_share=2)

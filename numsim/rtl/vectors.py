@@ -23,6 +23,7 @@ from ..formats import FloatFormat, IntFormat
 from .model import Layout, Model
 
 KINDS = ("corner", "exhaustive", "random")
+NONFINITE_SHARE = 0.05     # by default, at most this share of random vectors expect an inf/NaN acc (float units)
 MAX_COUNT = 10_000_000
 FORMAT_VERSION = 1
 
@@ -65,6 +66,7 @@ class _Builder:
         self.tags = {}
         self.row_tags = []
         self.products = None
+        self.notes_random = None
 
     def add(self, a, b, valid=1, load=0, c=0, shift=0, rst=0, tag=None) -> bool:
         m = self.m
@@ -136,9 +138,11 @@ def _int_range(fmt):
     return fmt.min_value, fmt.max_value
 
 
-def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
+def generate(unit, count=1000, seed=0, kinds=KINDS, nonfinite_share=NONFINITE_SHARE) -> VectorSet:
     """Vectors for `unit` (a Unit or preset name): the corner and exhaustive sets in full, then `count`
-    random accumulation vectors drawn from `seed` (each section in `kinds`, in the order of KINDS)."""
+    random accumulation vectors drawn from `seed` (each section in `kinds`, in the order of KINDS).
+    For a float accumulator at most `nonfinite_share` of the random vectors expect an inf/NaN output
+    (1.0: no limit)."""
     from ..units import Unit, get_unit
 
     if isinstance(unit, str):
@@ -149,6 +153,9 @@ def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
         raise bad("count", f"an integer in [1, {MAX_COUNT}]", repr(count))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise bad("seed", "a non-negative integer", repr(seed))
+    if isinstance(nonfinite_share, bool) or not isinstance(nonfinite_share, (int, float)) \
+            or not 0 <= nonfinite_share <= 1:
+        raise bad("nonfinite_share", "a share in [0, 1]", repr(nonfinite_share))
     kinds = tuple(kinds)
     for k in kinds:
         if k not in KINDS:
@@ -172,7 +179,9 @@ def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
             else:
                 (_int_exhaustive if model.kind != "float" else _float_exhaustive)(b, notes)
         else:
-            _random(b, int(count), rng)
+            _random(b, int(count), rng, float(nonfinite_share))
+            if b.notes_random:
+                notes["random_nonfinite"] = b.notes_random
         sections.append({"kind": kind, "first": first, "count": len(b.rows) - first})
     notes["excluded_error_policy"] = b.excluded
     notes["corner_tags"] = b.tags
@@ -361,14 +370,16 @@ def _float_corners(b: _Builder, notes):
                 b.single([ac] * m.lanes, [bc] * m.lanes, c=c, tag="operand extremes")
     # signed zeros: -0 accumulator with -0 products (stays -0) and with one +0 product (+0)
     b.single([0] * m.lanes, [_neg_zero_b(u)] * m.lanes, c=_acc_code(f, 1, 0, 0), tag="signed zeros")
-    # exponent-trick edges (fields 0, 1, 2 and the top): loaded directly and reached by cancellation
+    # binade edges (fields 0, 1, 2 and the top): loaded directly and reached by cancellation; they are
+    # the odd phase's exponent-trick edges, and labelled so only for a unit with an odd phase
+    edge_tag = edge_label(u)
     edge = []
     for s in (0, 1):
         for e in (0, 1, 2, emax - 1):
             for mm in sorted({0, 1, 2, 3, (1 << (M - 1)) - 1, 1 << (M - 1), (1 << M) - 2, (1 << M) - 1}):
                 edge.append(_acc_code(f, s, e, mm))
     for c in edge:
-        b.single(*zero_lanes, c=c, valid=0, tag="exponent-trick edges")
+        b.single(*zero_lanes, c=c, valid=0, tag=edge_tag)
     prods = b.products.values
     if prods:
         for t in edge:
@@ -377,12 +388,24 @@ def _float_corners(b: _Builder, notes):
             for p in prods[:: max(1, len(prods) // 24)]:
                 c = _exact_code(f, tv - p)
                 if c is not None and (tv - p) != 0:
-                    b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag="exponent-trick edges")
+                    b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag=edge_tag)
                     got += 1
                     if got == 2:
                         break
     _float_ties(b, notes)
     _float_overflow_by_one(b, notes)
+
+
+def edge_label(u) -> str:
+    """The corner tag of the accumulator's binade edges: 'exponent-trick edges' for a unit whose odd
+    phase applies the trick there, 'binade edges' otherwise."""
+    return "exponent-trick edges" if getattr(u, "phase", None) == "odd" else "binade edges"
+
+
+def midpoint_label(u) -> str:
+    """The corner tag of sums exactly halfway between two accumulator codes: 'ties' under a nearest
+    rounding (where the tie rule decides), 'midpoints' under a directed one."""
+    return "ties" if str(getattr(u, "acc_rounding", "nearest_even")).startswith("nearest") else "midpoints"
 
 
 def _neg_zero_b(u):
@@ -409,8 +432,9 @@ def _float_ties(b: _Builder, notes):
     prods = b.products.values
     emax = (1 << f.exp_bits) - 1
     reached, unreachable = {}, []
+    tag = midpoint_label(u)
     if not prods:
-        notes["ties"] = "not generated: operand space too large to search"
+        notes[tag] = "not generated: operand space too large to search"
         return
     by_v2 = {}
     for p in prods:
@@ -432,7 +456,7 @@ def _float_ties(b: _Builder, notes):
                     for p in sorted(cands, key=lambda x: abs(mid - x)):
                         c = _exact_code(f, mid - p)
                         if c is not None:
-                            if b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag="ties"):
+                            if b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag=tag):
                                 ok = True
                             break
                     if ok:
@@ -442,7 +466,7 @@ def _float_ties(b: _Builder, notes):
             reached[e] = n
         else:
             unreachable.append(e)
-    notes["ties"] = {"binades_with_ties": reached, "unreachable_binades": unreachable,
+    notes[tag] = {"binades_with_" + tag: reached, "unreachable_binades": unreachable,
                      "why_unreachable": "the midpoint's bit lies below every product's and accumulator's "
                                         "quantum (or no product has it as its lowest bit)"}
 
@@ -554,32 +578,81 @@ def _generic_corners(b: _Builder, notes):
 
 # -- random accumulation runs --
 
-def _random(b: _Builder, count, rng):
+def _finite_codes(fmt):
+    """The codes of a float format with finite values (None: every code, or too large a format to list)."""
+    if not isinstance(fmt, FloatFormat) or fmt.bits > 16:
+        return None
+    codes = _all_codes(fmt)
+    fin = codes[np.isfinite(_values(codes, fmt))]
+    return None if fin.size == codes.size else fin
+
+
+def _random(b: _Builder, count, rng, nonfinite_share=NONFINITE_SHARE):
+    """Random accumulation runs. For a float accumulator, operands are finite codes (an inf/NaN operand
+    1% of the time) and a step whose expected output would be inf/NaN is redrawn once the share of such
+    vectors would pass `nonfinite_share` of `count` (a run that cannot stay finite ends early)."""
     m, u = b.m, b.m.unit
     lanes = m.lanes
     na, nb = 1 << u.a_fmt.bits, 1 << u.b_fmt.bits
     shifts = _int_shifts(m) if m.kind in ("int", "sample_shift") else [0]
     start = len(b.rows)
+    acc = u.acc_fmt
+    budget = isinstance(acc, FloatFormat) and nonfinite_share < 1
+    fin_a, fin_b = (_finite_codes(u.a_fmt), _finite_codes(u.b_fmt)) if budget else (None, None)
+    allowed = int(nonfinite_share * count)
+    nonfinite = 0
+
+    def draw(n, fin):
+        if fin is None or rng.random() < 0.01:
+            return [int(x) for x in rng.integers(0, n, lanes)]
+        return [int(x) for x in fin[rng.integers(0, fin.size, lanes)]]
+
+    def nonfinite_out(state):
+        code = m.unit.finish(state) if hasattr(m.unit, "finish") else state
+        return not math.isfinite(float(_values([code], acc)[0]))
+
+    def add(av, bv, valid, load, c, s):
+        """b.add, or False when the step would spend more than the inf/NaN budget (nothing added)."""
+        nonlocal nonfinite
+        if budget:
+            try:
+                bad_out = nonfinite_out(m.next_state(av, bv, valid, load, c, s))
+            except NumsimError:
+                bad_out = False                       # b.add counts and skips it
+            if bad_out:
+                # spread over the section: never ahead of the share of the rows so far
+                if nonfinite >= allowed or nonfinite + 1 > nonfinite_share * (len(b.rows) - start + 1):
+                    return False
+                nonfinite += 1
+        return b.add(av, bv, valid=valid, load=load, c=c, shift=s)
+
     while len(b.rows) - start < count:
         r = rng.random()
         if r < 0.02:
             b.add(0, 0, rst=1)
             continue
-        c = _random_acc(rng, m)
-        av = [int(x) for x in rng.integers(0, na, lanes)]
-        bv = [int(x) for x in rng.integers(0, nb, lanes)]
-        s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
-        if not b.add(av, bv, valid=1, load=1, c=c, shift=s):
-            b.add(av, bv, valid=0, load=1, c=c, shift=s)
+        for _ in range(8):
+            c = _random_acc(rng, m)
+            av, bv = draw(na, fin_a), draw(nb, fin_b)
+            s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
+            if add(av, bv, 1, 1, c, s) or add(av, bv, 0, 1, c, s):
+                break
+        else:
+            b.add(av, bv, valid=0, load=1, c=0, shift=s)   # load +0: a finite start
         for _ in range(int(rng.integers(0, 33))):
             if len(b.rows) - start >= count:
                 break
-            av = [int(x) for x in rng.integers(0, na, lanes)]
-            bv = [int(x) for x in rng.integers(0, nb, lanes)]
-            s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
-            valid = int(rng.random() < 0.85)
-            if not b.add(av, bv, valid=valid, shift=s):
-                b.add(av, bv, valid=0, shift=s)
+            for _ in range(8):
+                av, bv = draw(na, fin_a), draw(nb, fin_b)
+                s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
+                valid = int(rng.random() < 0.85)
+                if add(av, bv, valid, 0, 0, s) or add(av, bv, 0, 0, 0, s):
+                    break
+            else:
+                break                                 # this run cannot stay finite: start another
+    if budget:
+        b.notes_random = {"nonfinite_outputs": nonfinite, "max_share": nonfinite_share,
+                          "share": round(nonfinite / max(1, len(b.rows) - start), 4)}
 
 
 def _random_acc(rng, m):
