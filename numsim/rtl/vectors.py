@@ -679,7 +679,8 @@ def _random_acc(rng, m):
 
 CONTRACT = ("always @(posedge clk) if (rst) acc <= 0; else if (valid) acc <= (load ? c : acc) (+) term(a, b, shift); "
             "else if (load) acc <= c. Each vector is one cycle: drive its inputs, clock once, compare the outputs "
-            "(acc after finish(): the odd-phase exponent trick included).")
+            "(acc after finish(): the odd-phase exponent trick included). That is the sequential order; for a "
+            "chunked or pairwise unit acc is unit.dot over the terms since the last load, in the unit's order.")
 
 
 def unit_spec(unit) -> dict:
