@@ -13,6 +13,7 @@ from numsim.cli import main as cli_main
 from numsim.errors import NumsimError
 from numsim.reference import units as ref
 from numsim.rtl import Layout, Model, code_to_signed, generate, read, replay, signal_to_int, write
+from numsim.rtl.vectors import describe_unit
 from numsim.units import get_unit
 
 
@@ -291,7 +292,7 @@ def test_fp_corner_overflow_and_trick_edges(fp_vectors):
     for r in rows:
         x = _exact_sum(r)
         assert abs(x) in (65520, 65520 - Fraction(1, 64), 65520 + Fraction(1, 64)) or abs(x) < 65520
-    edges = _rows(fp_vectors, "exponent-trick edges")
+    edges = _rows(fp_vectors, "binade edges")                       # even phase: no exponent trick
     fields = {(r["c"] >> 10) & 31 for r in edges if not r["valid"]}
     assert fields == {0, 1, 2, 30}
     reached = {(r["acc"] >> 10) & 31 for r in edges if r["valid"]}
@@ -327,7 +328,7 @@ def test_round_trip_files(int_vectors, fp_vectors, tmp_path):
         assert replay(back) == []
         man = json.load(open(paths["json"]))
         assert man["count"] == vs.count and man["seed"] == 7
-        assert man["unit"]["description"] == vs.unit.describe()
+        assert man["unit"]["description"] == describe_unit(vs.unit, vs.layout)
         assert sum(man["counts"].values()) == vs.count
         lines = open(paths["hex"]).read().split()
         assert len(lines) == vs.count and {len(x) for x in lines} == {man["hex_digits"]}
@@ -451,3 +452,134 @@ def test_hardware_units_steps_equal_dot(name, rng):
     vs = generate(u, count=100, seed=2)
     assert replay(vs) == [] and {s["kind"] for s in vs.sections} == {"corner", "exhaustive", "random"}
     assert "none for" in vs.notes["exhaustive"]
+
+
+# ---- accumulation orders (issue 18) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("order", ["sequential", "chunked", "pairwise"])
+@pytest.mark.parametrize("spec", [
+    ("fp8_fp16", {}), ("fp8_fp16", {"k_step": 4}), ("int4_fp4r4_fp16", {}),
+    ("int4_fp4r4_fp16", {"phase": "odd"}), ("int4_int32", {"widen_overflow": "saturate", "acc_bits": 12, "widen_bits": 10,
+                                                          "acc_overflow": "saturate"}),
+])
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_model_honours_order_and_k_step(order, spec, chunk, rng):
+    """Every cycle's acc output equals unit.dot over the terms since the load, bit for bit, in the
+    unit's order (chunked chunks, pairwise tree) and k_step."""
+    name, kw = spec
+    u = get_unit(name, order=order, chunk=chunk, **kw)
+    m = Model(u)
+    n = m.lanes
+    c = m.to_code("c", 0)
+    if u.acc_fmt.name == "fp16":
+        c = 0x63D1                                     # 1000.5: large enough that orders round apart
+    m.step(0 if n == 1 else [0] * n, 0 if n == 1 else [0] * n, valid=0, load=1, c=c)
+    ahi, bhi = 1 << u.a_fmt.bits, 1 << u.b_fmt.bits
+    A, B, S = [], [], []
+    for t in range(20):
+        a = [int(x) for x in rng.integers(0, ahi, n)]
+        b = [int(x) for x in rng.integers(0, bhi, n)]
+        if u.a_fmt.name.startswith("fp8"):
+            a = [x & 0x3F for x in a]                  # finite, moderate products
+            b = [x & 0x3F for x in b]
+        s = int(rng.integers(0, 4)) if m.layout.shift_name else 0
+        A += a; B += b; S.append(s)
+        got = m.step(a if n > 1 else a[0], b if n > 1 else b[0], shift=s)
+        ctx = {"align_shift": np.array(S)} if m.layout.shift_name == "align_shift" else {}
+        want = u.dot(np.array(A), np.array(B), c=c, **ctx)
+        assert got == want.code, (t, hex(got), hex(want.code))
+        if "out" in m.layout.by_name:
+            assert m.out_code() == want.out_code
+
+
+def test_model_chunked_fp8_fp16_from_1000_3():
+    """The issue's case: 20 terms from 1000.3 in fp8_fp16 (chunked, 64)."""
+    from numsim.codec import encode
+    u = get_unit("fp8_fp16")
+    assert u.order == "chunked"
+    c = int(encode(np.array([1000.3]), u.acc_fmt)[0])
+    a = np.full(20, 0x30)                               # e4m3 0.5
+    b = np.full(20, 0x30)
+    m = Model(u)
+    m.step(0, 0, valid=0, load=1, c=c)
+    for i in range(20):
+        out = m.step(int(a[i]), int(b[i]))
+    assert out == u.dot(a, b, c=c).code
+
+
+# ---- ports from the unit's parameters (issue 18) ---------------------------------------------------
+
+def test_int8_mac_has_no_shift_port_and_binds(rng, tmp_path):
+    """A plain INT8 MAC (int8 x int8 widened to 16 bits: no room above the product) has no
+    align_shift port; its ports are as wide as its formats, it binds without one, and its vectors and
+    manifest carry no shift and describe the actual unit."""
+    u = get_unit("int4_int32", a_fmt="int8", b_fmt="int8")
+    m = Model(u)
+    widths = {x.name: x.bits for x in m.layout.fields}
+    assert widths == {"rst": 1, "load": 1, "valid": 1, "c": 32, "a": 8, "b": 8, "acc": 32}
+    assert m.layout.shift_name is None
+    assert set(m.bind(_dut(widths))) == set(widths)
+    with pytest.raises(NumsimError, match="shift"):
+        m.step(1, 1, shift=3)
+    a = rng.integers(0, 256, 30)
+    b = rng.integers(0, 256, 30)
+    m.reset()
+    for x, y in zip(a, b):
+        out = m.step(int(x), int(y))
+    assert out == u.dot(a, b).code
+    vs = generate(u, count=200, seed=1)
+    assert all("align_shift" not in r for r in vs.rows)
+    assert not replay(vs)
+    paths = write(vs, tmp_path)
+    man = json.load(open(paths["json"]))
+    desc = man["unit"]["description"]
+    assert "seed 001" not in desc and "int8 x int8" in desc and "a_fmt=int8" in desc
+    assert "align_shift" not in [f["name"] for f in man["fields"]]
+    assert not replay(read(paths["json"]))
+
+
+def test_shift_port_kept_when_the_widened_register_has_room():
+    assert Model(int_unit()).layout.field("align_shift").bits == 5          # int4 x int4 -> 16 bits
+    u = get_unit("int4_int32", a_fmt="int8", b_fmt="int8", widen_bits=24)
+    assert Model(u).layout.field("align_shift").bits == 5
+    assert "seed 001" in json.dumps(generate("int4_int32", count=5, seed=0, kinds=("random",)).unit.describe())
+
+
+def test_cli_vectors_int8_mac(tmp_path, capsys):
+    assert cli_main(["vectors", "int4_int32", "--count", "50", "--out", str(tmp_path),
+                     "--set", "a_fmt=int8", "--set", "b_fmt=int8"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 001" not in out and "int8 x int8" in out
+
+
+# ---- manifest labels from what the vectors contain; random FP8 mostly finite (issue 18) -------------
+
+def test_labels_follow_the_unit():
+    odd = generate(get_unit("int4_fp4r4_fp16", phase="odd"), count=10, seed=0, kinds=("corner",))
+    even = generate(get_unit("int4_fp4r4_fp16"), count=10, seed=0, kinds=("corner",))
+    assert odd.notes["corner_tags"].get("exponent-trick edges") and "binade edges" not in odd.notes["corner_tags"]
+    assert even.notes["corner_tags"].get("binade edges") and "exponent-trick edges" not in even.notes["corner_tags"]
+    assert even.notes["corner_tags"].get("ties")
+    rtz = generate(get_unit("int4_fp4r4_fp16", acc_rounding="toward_zero"), count=10, seed=0, kinds=("corner",))
+    tags = rtz.notes["corner_tags"]
+    assert "ties" not in tags and "ties" not in rtz.notes and tags.get("midpoints")
+    for r in _rows(rtz, "midpoints"):                         # exact midpoints, rounded toward zero
+        x = _exact_sum(r)
+        lo = _f16(r["acc"])
+        assert abs(lo) < abs(x) and lo * x >= 0
+
+
+@pytest.mark.parametrize("fmt", ["fp8_e5m2", "fp8_e4m3fn"])
+def test_random_fp8_vectors_mostly_finite(fmt):
+    from numsim.codec import decode
+    u = get_unit("fp8_fp16", a_fmt=fmt, b_fmt=fmt)
+    for share in (0.05, 0.0):
+        vs = generate(u, count=2000, seed=5, kinds=("random",), nonfinite_share=share)
+        v = decode(np.array([r["acc"] for r in vs.rows], dtype=np.uint16), u.acc_fmt)
+        assert np.mean(~np.isfinite(v)) <= share
+        assert vs.notes["random_nonfinite"]["max_share"] == share
+        assert not replay(vs)
+    free = generate(u, count=2000, seed=5, kinds=("random",), nonfinite_share=1.0)
+    assert np.mean(~np.isfinite(decode(np.array([r["acc"] for r in free.rows], dtype=np.uint16), u.acc_fmt))) > 0.05
+    with pytest.raises(NumsimError, match="nonfinite_share"):
+        generate(u, count=5, nonfinite_share=2)

@@ -14,12 +14,16 @@ def register(sub):
                    help="override a unit parameter, e.g. --set phase=odd --set widen_overflow=saturate")
     p.add_argument("--kinds", default="corner,exhaustive,random",
                    help="comma-separated subset of corner,exhaustive,random (default: all three)")
+    p.add_argument("--nonfinite-share", type=float, default=0.05,
+                   help="float units: at most this share of random vectors expect an inf/NaN output "
+                        "(default 0.05; 1 for no limit)")
     p.set_defaults(func=run)
 
 
 def run(args):
     from ..errors import bad
     from ..rtl import generate, write
+    from ..rtl.vectors import describe_unit
     from ._warn import warn
     from .unit import unit_with_settings
 
@@ -27,9 +31,9 @@ def run(args):
         raise bad("--count", "a positive number of vectors", args.count)
     unit = unit_with_settings(args.unit, args.set)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    vs = generate(unit, count=args.count, seed=args.seed, kinds=kinds)
+    vs = generate(unit, count=args.count, seed=args.seed, kinds=kinds, nonfinite_share=args.nonfinite_share)
     paths = write(vs, args.out, name=args.name)
-    print(unit.describe())
+    print(describe_unit(unit, vs.layout))
     print(f"{vs.count} vectors of {vs.layout.word_bits} bits: "
           + ", ".join(f"{s['kind']} {s['count']}" for s in vs.sections))
     for k in ("hex", "json", "vh"):

@@ -10,6 +10,8 @@ The RTL contract (what the example units in examples/rtl implement, and what the
 
 `(+) term` is one `unit.step`: for integer units acc + widen(a * b) << align_shift under the unit's
 overflow policies; for float units acc + the exact sum of the k_step lane products, rounded once.
+That is the sequential order; for chunked and pairwise units the model keeps the terms of the open
+chunk (or tree) and its output equals unit.dot over the terms since the last load (docs/rtl.md).
 Every bus carries codes: two's complement for signed integer fields, the format's bit pattern for
 float fields; lane i of a multi-lane bus sits at bits [i*lane_bits +: lane_bits].
 """
@@ -69,6 +71,14 @@ def _unit_kind(unit):
               "over k_step lanes)", type(unit).__name__)
 
 
+def int_shift_in_use(unit) -> bool:
+    """Whether an integer MAC's per-k align_shift is in use: only when the widened register has room
+    above the product (widen_bits > a_bits + b_bits). Otherwise every non-zero shift of a full-range
+    product overflows the widened register, so the hardware has no shift (a plain INT8 MAC: int8 x
+    int8 widened to 16 bits) and the RTL has no align_shift port; the model then adds shift 0."""
+    return unit.widen_bits > unit.a_fmt.bits + unit.b_fmt.bits
+
+
 def _generic_lanes(unit):
     n = getattr(unit, "k_step", None)
     return n if isinstance(n, int) and 1 <= n <= 256 else None
@@ -91,8 +101,9 @@ class Layout:
              Field("c", acc.bits, 1, _fmt_signed(acc), "in", _fmt_name(acc)),
              Field("a", unit.a_fmt.bits, lanes, _fmt_signed(unit.a_fmt), "in", _fmt_name(unit.a_fmt)),
              Field("b", unit.b_fmt.bits, lanes, _fmt_signed(unit.b_fmt), "in", _fmt_name(unit.b_fmt))]
-        if self.kind == "int":
-            f.append(Field("align_shift", 5, 1, False, "in", "uint5"))
+        if self.kind == "int" and int_shift_in_use(unit):
+            bits = int(unit._ctx_range[1]).bit_length()          # the unit's align_shift range 0..31
+            f.append(Field("align_shift", bits, 1, False, "in", f"uint{bits}"))
         elif self.kind == "sample_shift":
             f.append(Field("sample_shift", 3, 1, False, "in", "uint3"))
         f.append(Field("acc", acc.bits, 1, _fmt_signed(acc), "out", _fmt_name(acc)))
@@ -110,7 +121,11 @@ class Layout:
 
     @property
     def shift_name(self):
-        return {"int": "align_shift", "sample_shift": "sample_shift"}.get(self.kind)
+        """The per-k shift port, or None when the unit has none in use."""
+        for name in ("align_shift", "sample_shift"):
+            if name in self.by_name:
+                return name
+        return None
 
     def field(self, name) -> Field:
         if name not in self.by_name:
@@ -277,6 +292,27 @@ class Model:
         return handles
 
     # -- the register --
+    # `state` is the accumulator as a dot over the terms since the last load/reset would end here.
+    # Sequential order keeps it in one register (acc = acc + term). Chunked and pairwise orders
+    # round differently: the model keeps `_base` (the accumulator after the last complete chunk, or
+    # the loaded c for pairwise) and `_terms` (the terms since), and computes state with unit.dot, so
+    # every cycle's output equals unit.dot over the terms so far, bit for bit.
+    @property
+    def state(self) -> int:
+        return self._state
+
+    @state.setter
+    def state(self, code):
+        self._state = self._base = int(code)
+        self._terms = []
+
+    @property
+    def order(self) -> str:
+        """The unit's reduction order as the model honours it ('sequential' for units without one)."""
+        if self.kind not in ("int", "float"):
+            return "sequential"               # sample-shift (per_sample) and generic units step in sequence
+        return getattr(self.unit, "order", "sequential")
+
     def reset(self):
         init = getattr(self.unit, "initial_state", None)
         self.state = int(init()) if init is not None else 0      # code 0: +0 / integer 0
@@ -302,31 +338,62 @@ class Model:
 
     def next_state(self, a, b, valid=1, load=0, c=0, shift=0, state=None):
         """The register after one edge, without changing the model (raises NumsimError where the
-        unit's overflow policy is 'error')."""
-        base = self.state if state is None else state
+        unit's overflow policy is 'error'). `state`: start from this accumulator code instead."""
+        return self._next(a, b, valid, load, c, shift, state)[0]
+
+    def advance(self, a, b, valid=1, load=0, c=0, shift=0) -> int:
+        """One edge (no reset): updates the model and returns the new register; on NumsimError the
+        model is left unchanged."""
+        self._state, self._base, self._terms = self._next(a, b, valid, load, c, shift)
+        return self._state
+
+    def _next(self, a, b, valid, load, c, shift, state=None):
+        """(state, base, terms) after one edge."""
+        if state is not None:
+            base, terms = int(state), []
+        else:
+            base, terms = self._base, self._terms
+        cur = base if state is not None else self._state
         if load:
-            base = int(self._in("c", c))
+            cur = base = int(self._in("c", c))
+            terms = []
         if not valid:
-            return base
+            return cur, base, terms
         a = self._in("a", a)
         b = self._in("b", b)
-        u = self.unit
-        if self.kind in ("float", "generic"):
-            return int(u.step(base, a, b))
         s = self._in(self.layout.shift_name, shift)
-        if self.kind == "int":
-            return int(u.step(base, a, b, align_shift=s))
-        return int(u.step(base, a, b, sample_shift=s))
+        u = self.unit
+        if self.order == "sequential":
+            if self.kind in ("float", "generic"):
+                nxt = int(u.step(cur, a, b))
+            elif self.kind == "int":
+                nxt = int(u.step(cur, a, b, align_shift=s))
+            else:
+                nxt = int(u.step(cur, a, b, sample_shift=s))
+            return nxt, nxt, []
+        terms = terms + [(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b], s)]
+        av = np.array([x for t in terms for x in t[0]], dtype=np.int64)
+        bv = np.array([x for t in terms for x in t[1]], dtype=np.int64)
+        ctx = {}
+        if self.layout.shift_name == "align_shift":
+            ctx[u._ctx_key] = np.array([t[2] for t in terms], dtype=np.int32)
+        # the last trace entry is the accumulator before finish (the odd-phase trick comes after)
+        nxt = int(u.dot(av, bv, c=base, trace=True, **ctx).trace[-1])
+        if self.order == "chunked" and len(terms) == u.chunk:
+            return nxt, nxt, []               # a complete chunk: folded into the accumulator
+        return nxt, base, terms
 
     def step(self, a, b, valid=1, *, load=0, c=0, shift=0, rst=0):
         """One clock edge; returns the acc output code after it. a, b: codes or signal values
         (lists of lanes, or packed buses for multi-lane units)."""
         if rst:
             return self.reset()
-        self.state = self.next_state(a, b, valid, load, c, shift)
+        self.advance(a, b, valid, load, c, shift)
         return self.output()
 
     def _in(self, name, v):
         if name is None:
+            if v:
+                raise bad("shift", f"0 (unit {self.unit.name} has no shift port)", repr(v))
             return 0
         return self.to_code(name, v)

@@ -23,6 +23,7 @@ from ..formats import FloatFormat, IntFormat
 from .model import Layout, Model
 
 KINDS = ("corner", "exhaustive", "random")
+NONFINITE_SHARE = 0.05     # by default, at most this share of random vectors expect an inf/NaN acc (float units)
 MAX_COUNT = 10_000_000
 FORMAT_VERSION = 1
 
@@ -65,6 +66,7 @@ class _Builder:
         self.tags = {}
         self.row_tags = []
         self.products = None
+        self.notes_random = None
 
     def add(self, a, b, valid=1, load=0, c=0, shift=0, rst=0, tag=None) -> bool:
         m = self.m
@@ -72,11 +74,10 @@ class _Builder:
             m.reset()
         else:
             try:
-                nxt = m.next_state(a, b, valid, load, c, shift)
+                m.advance(a, b, valid, load, c, shift)
             except NumsimError:
                 self.excluded += 1
                 return False
-            m.state = nxt
         lanes = m.lanes
         row = {"rst": int(bool(rst)), "load": int(bool(load)), "valid": int(bool(valid)), "c": int(c),
                "a": _lanes(a, lanes), "b": _lanes(b, lanes)}
@@ -137,9 +138,11 @@ def _int_range(fmt):
     return fmt.min_value, fmt.max_value
 
 
-def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
+def generate(unit, count=1000, seed=0, kinds=KINDS, nonfinite_share=NONFINITE_SHARE) -> VectorSet:
     """Vectors for `unit` (a Unit or preset name): the corner and exhaustive sets in full, then `count`
-    random accumulation vectors drawn from `seed` (each section in `kinds`, in the order of KINDS)."""
+    random accumulation vectors drawn from `seed` (each section in `kinds`, in the order of KINDS).
+    For a float accumulator at most `nonfinite_share` of the random vectors expect an inf/NaN output
+    (1.0: no limit)."""
     from ..units import Unit, get_unit
 
     if isinstance(unit, str):
@@ -150,6 +153,9 @@ def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
         raise bad("count", f"an integer in [1, {MAX_COUNT}]", repr(count))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise bad("seed", "a non-negative integer", repr(seed))
+    if isinstance(nonfinite_share, bool) or not isinstance(nonfinite_share, (int, float)) \
+            or not 0 <= nonfinite_share <= 1:
+        raise bad("nonfinite_share", "a share in [0, 1]", repr(nonfinite_share))
     kinds = tuple(kinds)
     for k in kinds:
         if k not in KINDS:
@@ -173,7 +179,9 @@ def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
             else:
                 (_int_exhaustive if model.kind != "float" else _float_exhaustive)(b, notes)
         else:
-            _random(b, int(count), rng)
+            _random(b, int(count), rng, float(nonfinite_share))
+            if b.notes_random:
+                notes["random_nonfinite"] = b.notes_random
         sections.append({"kind": kind, "first": first, "count": len(b.rows) - first})
     notes["excluded_error_policy"] = b.excluded
     notes["corner_tags"] = b.tags
@@ -183,6 +191,10 @@ def generate(unit, count=1000, seed=0, kinds=KINDS) -> VectorSet:
 # -- integer units --
 
 def _int_shifts(m):
+    """The shift values the unit's shift port takes ([0] without one)."""
+    x = m.layout.shift_name
+    if x is None:
+        return [0]
     return list(range(32)) if m.kind == "int" else list(range(5))
 
 
@@ -194,13 +206,14 @@ def _int_corners(b: _Builder, notes):
     mask = (1 << acc_bits) - 1
     shifts = _int_shifts(m)
     # format extremes: every extreme operand pair at the edge shifts
-    edge_shifts = sorted({shifts[0], 1, shifts[-1]} | ({8, 9, 15, 16} if m.kind == "int" else set()))
+    edge_shifts = sorted({s for s in {1, 8, 9, 15, 16} if s <= shifts[-1]} | {shifts[0], shifts[-1]}
+                         if m.kind == "int" else {shifts[0], 1, shifts[-1]})
     for ac in a_codes:
         for bc in b_codes:
             for s in edge_shifts:
                 b.single(ac, bc, c=0, shift=s, tag="operand extremes")
     # the widening register: for each distinct product the largest shift that fits and the next one
-    if m.kind == "int":
+    if m.kind == "int" and m.layout.shift_name:
         wmax, wmin = (1 << (u.widen_bits - 1)) - 1, -(1 << (u.widen_bits - 1))
         prods = {}
         av, bv = _values(_all_codes(u.a_fmt), u.a_fmt), _values(_all_codes(u.b_fmt), u.b_fmt)
@@ -221,7 +234,7 @@ def _int_corners(b: _Builder, notes):
     terms = []
     for i in av_codes:
         for j in _all_codes(u.b_fmt):
-            for s in (0, shifts[-1] if m.kind == "sample_shift" else 8):
+            for s in sorted({0, shifts[-1] if m.kind == "sample_shift" else min(8, shifts[-1])}):
                 w = _widened(m, int(i), int(j), s)
                 if w is not None and w != 0:
                     terms.append((w, int(i), int(j), s))
@@ -260,7 +273,8 @@ def _int_exhaustive(b: _Builder, notes):
         for i in _all_codes(u.a_fmt):
             for j in _all_codes(u.b_fmt):
                 b.single(int(i), int(j), c=0, shift=s)
-    notes["exhaustive"] = "every a x b code pair at every shift, onto c = 0"
+    notes["exhaustive"] = ("every a x b code pair at every shift, onto c = 0" if b.m.layout.shift_name
+                           else "every a x b code pair, onto c = 0")
 
 
 # -- float units --
@@ -356,14 +370,16 @@ def _float_corners(b: _Builder, notes):
                 b.single([ac] * m.lanes, [bc] * m.lanes, c=c, tag="operand extremes")
     # signed zeros: -0 accumulator with -0 products (stays -0) and with one +0 product (+0)
     b.single([0] * m.lanes, [_neg_zero_b(u)] * m.lanes, c=_acc_code(f, 1, 0, 0), tag="signed zeros")
-    # exponent-trick edges (fields 0, 1, 2 and the top): loaded directly and reached by cancellation
+    # binade edges (fields 0, 1, 2 and the top): loaded directly and reached by cancellation; they are
+    # the odd phase's exponent-trick edges, and labelled so only for a unit with an odd phase
+    edge_tag = edge_label(u)
     edge = []
     for s in (0, 1):
         for e in (0, 1, 2, emax - 1):
             for mm in sorted({0, 1, 2, 3, (1 << (M - 1)) - 1, 1 << (M - 1), (1 << M) - 2, (1 << M) - 1}):
                 edge.append(_acc_code(f, s, e, mm))
     for c in edge:
-        b.single(*zero_lanes, c=c, valid=0, tag="exponent-trick edges")
+        b.single(*zero_lanes, c=c, valid=0, tag=edge_tag)
     prods = b.products.values
     if prods:
         for t in edge:
@@ -372,12 +388,24 @@ def _float_corners(b: _Builder, notes):
             for p in prods[:: max(1, len(prods) // 24)]:
                 c = _exact_code(f, tv - p)
                 if c is not None and (tv - p) != 0:
-                    b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag="exponent-trick edges")
+                    b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag=edge_tag)
                     got += 1
                     if got == 2:
                         break
     _float_ties(b, notes)
     _float_overflow_by_one(b, notes)
+
+
+def edge_label(u) -> str:
+    """The corner tag of the accumulator's binade edges: 'exponent-trick edges' for a unit whose odd
+    phase applies the trick there, 'binade edges' otherwise."""
+    return "exponent-trick edges" if getattr(u, "phase", None) == "odd" else "binade edges"
+
+
+def midpoint_label(u) -> str:
+    """The corner tag of sums exactly halfway between two accumulator codes: 'ties' under a nearest
+    rounding (where the tie rule decides), 'midpoints' under a directed one."""
+    return "ties" if str(getattr(u, "acc_rounding", "nearest_even")).startswith("nearest") else "midpoints"
 
 
 def _neg_zero_b(u):
@@ -404,8 +432,9 @@ def _float_ties(b: _Builder, notes):
     prods = b.products.values
     emax = (1 << f.exp_bits) - 1
     reached, unreachable = {}, []
+    tag = midpoint_label(u)
     if not prods:
-        notes["ties"] = "not generated: operand space too large to search"
+        notes[tag] = "not generated: operand space too large to search"
         return
     by_v2 = {}
     for p in prods:
@@ -427,7 +456,7 @@ def _float_ties(b: _Builder, notes):
                     for p in sorted(cands, key=lambda x: abs(mid - x)):
                         c = _exact_code(f, mid - p)
                         if c is not None:
-                            if b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag="ties"):
+                            if b.single(*_lane_vec(b, [b.products.by_value[p]]), c=c, tag=tag):
                                 ok = True
                             break
                     if ok:
@@ -437,7 +466,7 @@ def _float_ties(b: _Builder, notes):
             reached[e] = n
         else:
             unreachable.append(e)
-    notes["ties"] = {"binades_with_ties": reached, "unreachable_binades": unreachable,
+    notes[tag] = {"binades_with_" + tag: reached, "unreachable_binades": unreachable,
                      "why_unreachable": "the midpoint's bit lies below every product's and accumulator's "
                                         "quantum (or no product has it as its lowest bit)"}
 
@@ -549,32 +578,81 @@ def _generic_corners(b: _Builder, notes):
 
 # -- random accumulation runs --
 
-def _random(b: _Builder, count, rng):
+def _finite_codes(fmt):
+    """The codes of a float format with finite values (None: every code, or too large a format to list)."""
+    if not isinstance(fmt, FloatFormat) or fmt.bits > 16:
+        return None
+    codes = _all_codes(fmt)
+    fin = codes[np.isfinite(_values(codes, fmt))]
+    return None if fin.size == codes.size else fin
+
+
+def _random(b: _Builder, count, rng, nonfinite_share=NONFINITE_SHARE):
+    """Random accumulation runs. For a float accumulator, operands are finite codes (an inf/NaN operand
+    1% of the time) and a step whose expected output would be inf/NaN is redrawn once the share of such
+    vectors would pass `nonfinite_share` of `count` (a run that cannot stay finite ends early)."""
     m, u = b.m, b.m.unit
     lanes = m.lanes
     na, nb = 1 << u.a_fmt.bits, 1 << u.b_fmt.bits
     shifts = _int_shifts(m) if m.kind in ("int", "sample_shift") else [0]
     start = len(b.rows)
+    acc = u.acc_fmt
+    budget = isinstance(acc, FloatFormat) and nonfinite_share < 1
+    fin_a, fin_b = (_finite_codes(u.a_fmt), _finite_codes(u.b_fmt)) if budget else (None, None)
+    allowed = int(nonfinite_share * count)
+    nonfinite = 0
+
+    def draw(n, fin):
+        if fin is None or rng.random() < 0.01:
+            return [int(x) for x in rng.integers(0, n, lanes)]
+        return [int(x) for x in fin[rng.integers(0, fin.size, lanes)]]
+
+    def nonfinite_out(state):
+        code = m.unit.finish(state) if hasattr(m.unit, "finish") else state
+        return not math.isfinite(float(_values([code], acc)[0]))
+
+    def add(av, bv, valid, load, c, s):
+        """b.add, or False when the step would spend more than the inf/NaN budget (nothing added)."""
+        nonlocal nonfinite
+        if budget:
+            try:
+                bad_out = nonfinite_out(m.next_state(av, bv, valid, load, c, s))
+            except NumsimError:
+                bad_out = False                       # b.add counts and skips it
+            if bad_out:
+                # spread over the section: never ahead of the share of the rows so far
+                if nonfinite >= allowed or nonfinite + 1 > nonfinite_share * (len(b.rows) - start + 1):
+                    return False
+                nonfinite += 1
+        return b.add(av, bv, valid=valid, load=load, c=c, shift=s)
+
     while len(b.rows) - start < count:
         r = rng.random()
         if r < 0.02:
             b.add(0, 0, rst=1)
             continue
-        c = _random_acc(rng, m)
-        av = [int(x) for x in rng.integers(0, na, lanes)]
-        bv = [int(x) for x in rng.integers(0, nb, lanes)]
-        s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
-        if not b.add(av, bv, valid=1, load=1, c=c, shift=s):
-            b.add(av, bv, valid=0, load=1, c=c, shift=s)
+        for _ in range(8):
+            c = _random_acc(rng, m)
+            av, bv = draw(na, fin_a), draw(nb, fin_b)
+            s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
+            if add(av, bv, 1, 1, c, s) or add(av, bv, 0, 1, c, s):
+                break
+        else:
+            b.add(av, bv, valid=0, load=1, c=0, shift=s)   # load +0: a finite start
         for _ in range(int(rng.integers(0, 33))):
             if len(b.rows) - start >= count:
                 break
-            av = [int(x) for x in rng.integers(0, na, lanes)]
-            bv = [int(x) for x in rng.integers(0, nb, lanes)]
-            s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
-            valid = int(rng.random() < 0.85)
-            if not b.add(av, bv, valid=valid, shift=s):
-                b.add(av, bv, valid=0, shift=s)
+            for _ in range(8):
+                av, bv = draw(na, fin_a), draw(nb, fin_b)
+                s = int(rng.choice(shifts[:9])) if rng.random() < 0.7 else int(rng.choice(shifts))
+                valid = int(rng.random() < 0.85)
+                if add(av, bv, valid, 0, 0, s) or add(av, bv, 0, 0, 0, s):
+                    break
+            else:
+                break                                 # this run cannot stay finite: start another
+    if budget:
+        b.notes_random = {"nonfinite_outputs": nonfinite, "max_share": nonfinite_share,
+                          "share": round(nonfinite / max(1, len(b.rows) - start), 4)}
 
 
 def _random_acc(rng, m):
@@ -601,7 +679,8 @@ def _random_acc(rng, m):
 
 CONTRACT = ("always @(posedge clk) if (rst) acc <= 0; else if (valid) acc <= (load ? c : acc) (+) term(a, b, shift); "
             "else if (load) acc <= c. Each vector is one cycle: drive its inputs, clock once, compare the outputs "
-            "(acc after finish(): the odd-phase exponent trick included).")
+            "(acc after finish(): the odd-phase exponent trick included). That is the sequential order; for a "
+            "chunked or pairwise unit acc is unit.dot over the terms since the last load, in the unit's order.")
 
 
 def unit_spec(unit) -> dict:
@@ -640,6 +719,27 @@ def unit_spec(unit) -> dict:
     return {"preset": name, "overrides": over}
 
 
+def describe_unit(unit, layout=None) -> str:
+    """The unit as the vectors exercise it: its describe() of the actual parameters; for a preset with
+    overrides, the overrides in place of the preset's seed text; no align_shift without a shift port."""
+    import re
+
+    text = unit.describe()
+    try:
+        over = unit_spec(unit).get("overrides") or {}
+    except NumsimError:
+        over = {"parameters": "not a preset"}
+    if over:
+        ov = ", ".join(f"{k}={v}" for k, v in over.items())
+        text = re.sub(r"^(\S+) \(seed [^)]*\)", lambda m: f"{m.group(1)} with {ov}", text, count=1)
+        if not text.startswith(f"{unit.name} with"):
+            text = text.replace(f"{unit.name}:", f"{unit.name} with {ov}:", 1)
+    layout = layout or Layout(unit)
+    if layout.kind == "int" and layout.shift_name is None:
+        text = text.replace(", << align_shift[k]", " (no align_shift: no room above the product)")
+    return text
+
+
 def _unplain(over):
     from ..units import RequantInt8
 
@@ -654,7 +754,7 @@ def manifest(vs: VectorSet, hex_name: str, vh_name: str) -> dict:
         counts[s["kind"]] = counts.get(s["kind"], 0) + s["count"]
     return {
         "numsim_vectors": FORMAT_VERSION,
-        "unit": {"name": vs.unit.name, "description": vs.unit.describe(), **unit_spec(vs.unit)},
+        "unit": {"name": vs.unit.name, "description": describe_unit(vs.unit, lay), **unit_spec(vs.unit)},
         "contract": CONTRACT,
         "word_bits": lay.word_bits,
         "hex_digits": (lay.word_bits + 3) // 4,
@@ -803,7 +903,7 @@ def replay(vs: VectorSet, model: Model | None = None, limit=10) -> list:
         if r["rst"]:
             model.reset()
         else:
-            model.state = model.next_state(r["a"], r["b"], r["valid"], r["load"], r["c"], r.get(sh, 0) if sh else 0)
+            model.advance(r["a"], r["b"], r["valid"], r["load"], r["c"], r.get(sh, 0) if sh else 0)
         got = model.expected()
         for k, v in got.items():
             if r[k] != v and len(bad_rows) < limit:
