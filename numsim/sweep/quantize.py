@@ -43,7 +43,7 @@ def auto_top(fmt, other_fmt, acc_fmt, K):
     sqrt(T), or to T / (the other operand's largest value) when that one is an integer format or
     already smaller, rounded down to a power of two (so that encoding never rounds past it); float
     grids are scale-invariant, so only small values reaching the format's lowest exponents lose bits
-    (a worst-case bound: on FP4 that is more than random data needs, so "max" stays the default). Integer operands,
+    (a worst-case bound: on FP4 that is more than random data needs, "max" stays available by name). Integer operands,
     or an integer accumulator, keep the "max" mapping."""
     import math
 

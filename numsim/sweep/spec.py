@@ -152,7 +152,7 @@ def _quant_defaults(spec):
             raise bad("quant", f"keys in {sorted(QUANT_KEYS)} or tables a / b", repr(k))
     out = {}
     for op in ("a", "b"):
-        d = {"method": "max", "rounding": "nearest_even", "granularity": "tensor", "percentile": 99.99,
+        d = {"method": "auto", "rounding": "nearest_even", "granularity": "tensor", "percentile": 99.99,
              "scale": 1.0, "seed": None, "args": {}}
         d.update(base)
         sub = q.get(op, {})
