@@ -202,12 +202,8 @@ def _shift_ctx(problem, key, K, lo, hi):
     return arr.astype(np.int64)
 
 
-def _linear_plan(unit, problem, shift, product_shifted_in_widen):
-    """The single-GEMM plan: every term a_k b_k 2^shift_k and every partial sum provably exact and in
-    range. Returns a dict or a reason."""
-    a_fmt, b_fmt, acc_fmt = unit.a_fmt, unit.b_fmt, unit.acc_fmt
-    if a_fmt.bits > 8 or b_fmt.bits > 8:
-        return "operand formats wider than 8 bits"
+def _operands8(problem, a_fmt, b_fmt):
+    """(a, b, M, K, N) as 8-bit code arrays of a non-empty reduction, or the reason the kernel declines."""
     a = _codes8(problem.a, a_fmt, "a_codes")
     if isinstance(a, str):
         return a
@@ -219,7 +215,19 @@ def _linear_plan(unit, problem, shift, product_shifted_in_widen):
         return "a_codes and b_codes disagree on K (the MAC-level path reports it)"
     if K == 0:
         return "K = 0 (nothing to multiply)"
-    N = b.shape[1]
+    return a, b, M, K, b.shape[1]
+
+
+def _linear_plan(unit, problem, shift, product_shifted_in_widen):
+    """The single-GEMM plan: every term a_k b_k 2^shift_k and every partial sum provably exact and in
+    range. Returns a dict or a reason."""
+    a_fmt, b_fmt, acc_fmt = unit.a_fmt, unit.b_fmt, unit.acc_fmt
+    if a_fmt.bits > 8 or b_fmt.bits > 8:
+        return "operand formats wider than 8 bits"
+    ops = _operands8(problem, a_fmt, b_fmt)
+    if isinstance(ops, str):
+        return ops
+    a, b, M, K, N = ops
     if isinstance(shift, str):
         return shift
     split = _split_shifts(shift, a_fmt, b_fmt)
@@ -511,18 +519,10 @@ def _imma_plan(unit, problem):
     a_fmt, b_fmt = unit.a_fmt, unit.b_fmt
     if not (isinstance(a_fmt, IntFormat) and isinstance(b_fmt, IntFormat)) or a_fmt.bits > 8 or b_fmt.bits > 8:
         return "operand formats wider than 8 bits"
-    a = _codes8(problem.a, a_fmt, "a_codes")
-    if isinstance(a, str):
-        return a
-    b = _codes8(problem.b, b_fmt, "b_codes")
-    if isinstance(b, str):
-        return b
-    M, K = a.shape
-    if b.shape[0] != K:
-        return "a_codes and b_codes disagree on K (the MAC-level path reports it)"
-    if K == 0:
-        return "K = 0 (nothing to multiply)"
-    N = b.shape[1]
+    ops = _operands8(problem, a_fmt, b_fmt)
+    if isinstance(ops, str):
+        return ops
+    a, b, M, K, N = ops
     c32 = _acc_values(problem.c, unit.acc_fmt, M, N)
     if isinstance(c32, str):
         return c32
