@@ -34,3 +34,13 @@ def suspicious_text(c):
     if c["overflows"]:
         parts.append(f"{c['overflows']} overflow events")
     return "; ".join(parts) or None
+
+
+def output_stage_text(c):
+    """One phrase for a runtime output stage's events ({"outputs", "clamped", "wraps"}), or None."""
+    parts = []
+    if c.get("clamped"):
+        parts.append(f"{c['clamped']} of {c['outputs']} outputs clamped by the output stage")
+    if c.get("wraps"):
+        parts.append(f"{c['wraps']} int32 wraps in the output stage")
+    return "; ".join(parts) or None

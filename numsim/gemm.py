@@ -207,16 +207,19 @@ def _warn_suspicious(res, where):
     import warnings
 
     from .errors import NumsimWarning
-    from .events import suspicious_counts, suspicious_text
+    from .events import output_stage_text, suspicious_counts, suspicious_text
 
     text = suspicious_text(suspicious_counts(np.asarray(res.acc_values), get_format(res.unit.acc_fmt),
                                              res.overflow_count))
+    stage = (res.info or {}).get("output_stage")
+    if isinstance(stage, dict):
+        text = "; ".join(t for t in (text, output_stage_text(stage)) if t) or None
     if text:
         warnings.warn(f"{where} through {res.unit.name}: {text}", NumsimWarning, stacklevel=3)
     return res
 
 
-def matmul(a, b, unit, c=None, nthreads=None, warn=False) -> MatmulResult:
+def matmul(a, b, unit, c=None, nthreads=None, warn=False, output_stage=None) -> MatmulResult:
     """a (..., M, K) @ b (..., K, N) through `unit`, batch dimensions broadcast as numpy does.
 
     a, b: QTensors, integer arrays of codes (scale 1), or CPU DLPack tensors of codes.
@@ -224,9 +227,14 @@ def matmul(a, b, unit, c=None, nthreads=None, warn=False) -> MatmulResult:
     nthreads: threads over output tiles (the unit's reduction order never changes).
     warn: True issues a numsim.NumsimWarning when outputs are inf/NaN, saturated at the
     accumulator's range ends, or the kernel counted overflow events (docs/errors.md).
+    output_stage: a numsim.units.runtime_stage.OutputStage (numsim.output_stage(preset, ...)) for a unit
+    with an INT32 accumulator: its zero points correct the accumulators (exact, int32 as the runtimes),
+    its rule gives out_codes / out_fmt; info["output_stage"] counts clamped outputs and int32 wraps.
     """
     warn = _check_warn(warn)
     unit = get_unit(unit)
+    if output_stage is not None:
+        _check_runtime_stage(output_stage, unit)
     if _on_device(a) or _on_device(b):    # device tensors compute on their device (lazy: needs triton)
         from .gpu import matmul as gpu_matmul
 
@@ -283,11 +291,38 @@ def matmul(a, b, unit, c=None, nthreads=None, warn=False) -> MatmulResult:
     scale = step * (rs.reshape(-1, 1) if rs.ndim else rs) * (cs.reshape(1, -1) if cs.ndim else cs)
     scale = np.asarray(scale, dtype=np.float64)
     values = acc_values * scale
+    out_fmt = getattr(unit, "out_fmt", None)
+    if output_stage is not None:
+        out_codes, out_fmt, info["output_stage"] = _apply_runtime_stage(output_stage, unit, acc_values, A, B)
     res = MatmulResult(codes=codes, values=values, acc_values=acc_values, scale=scale, overflow_count=overflow,
-                       out_codes=out_codes, out_fmt=getattr(unit, "out_fmt", None), unit=unit, info=info)
+                       out_codes=out_codes, out_fmt=out_fmt, unit=unit, info=info)
     if warn:
         _warn_suspicious(res, "matmul")
     return _in_framework(res, mod)
+
+
+def _check_runtime_stage(stage, unit):
+    from .units.runtime_stage import OutputStage
+
+    if not isinstance(stage, OutputStage):
+        raise bad("output_stage", "None or a numsim OutputStage (numsim.output_stage(preset, ...))",
+                  type(stage).__name__)
+    acc = get_format(unit.acc_fmt)
+    if acc.kind != "int" or acc.bits != 32 or not acc.signed:
+        raise bad("output_stage", "a unit with an INT32 accumulator", f"{unit.name} (accumulator {acc})")
+    if getattr(unit, "output_stage", None) is not None:
+        raise bad("output_stage", f"a unit without its own output stage ({unit.name} has one)", "both")
+
+
+def _apply_runtime_stage(stage, unit, acc_values, A, B):
+    """(out codes, out format, events) of a runtime output stage on the unit's int32 accumulators."""
+    acc = np.asarray(acc_values).astype(np.int64)
+    a_vals = decode(np.asarray(A), get_format(unit.a_fmt)).astype(np.int64)
+    b_vals = decode(np.asarray(B), get_format(unit.b_fmt)).astype(np.int64)
+    corrected, wraps = stage.zero_point_correction(acc, a_vals, b_vals)
+    out, events = stage.requantize(corrected)
+    events["wraps"] += wraps
+    return (out & 0xFF).astype(np.uint8), get_format(stage.out_fmt), events
 
 
 def _in_framework(res, mod):
