@@ -43,12 +43,16 @@ def ieee(q: Fraction, precision: int) -> Fraction:
     return sign * round_half_even(a / ulp) * ulp
 
 
+def _exact(q) -> Fraction:
+    return q if isinstance(q, (int, Fraction)) else Fraction(float(q))   # numpy scalars: their exact value
+
+
 def f32(q) -> Fraction:
-    return ieee(Fraction(q), 24)
+    return ieee(_exact(q), 24)
 
 
 def f64(q) -> Fraction:
-    return ieee(Fraction(q), 53)
+    return ieee(_exact(q), 53)
 
 
 def quantize_multiplier(real: Fraction):
@@ -106,7 +110,7 @@ def requantize(rule, acc: int, mult, zp: int, lo: int, hi: int) -> int:
                 r = round_half_up(Fraction(h, 2**right))
         return max(lo, min(hi, wrap32(r + zp)))
     if rule == "double_away":
-        r = round_half_away(f64(acc * Fraction(mult)))
+        r = round_half_away(f64(acc * _exact(mult)))
         if not -(2**31) <= r < 2**31:
             r = -(2**31)            # x86 cvttsd2si: out of range -> the "integer indefinite" INT32_MIN
         return max(lo, min(hi, wrap32(r + zp)))
@@ -115,7 +119,7 @@ def requantize(rule, acc: int, mult, zp: int, lo: int, hi: int) -> int:
         v = max(Fraction(lo - zp), min(Fraction(hi - zp), v))
         return round_half_even(v) + zp
     if rule == "rndnu":
-        r = wrap32(round_half_up(acc * Fraction(mult)))
+        r = wrap32(round_half_up(acc * _exact(mult)))
         return max(lo - zp, min(hi - zp, r)) + zp
     raise ValueError(rule)
 

@@ -39,17 +39,14 @@ class RequantInt8:
 
     @staticmethod
     def from_scale(real_multiplier: float, zero_point=0, out_min=-128, out_max=127) -> "RequantInt8":
-        """TFLite's QuantizeMultiplier: real = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31)."""
+        """TFLite's QuantizeMultiplier (runtime_stage.quantize_multiplier): real = multiplier * 2^(shift - 31),
+        multiplier in [2^30, 2^31), std::round's ties away from zero."""
+        from .runtime_stage import quantize_multiplier
+
         if not (isinstance(real_multiplier, (int, float)) and math.isfinite(real_multiplier) and real_multiplier > 0):
             raise bad("real_multiplier", "a finite positive number", repr(real_multiplier))
-        q, shift = math.frexp(real_multiplier)
-        q_fixed = round(q * 2**31)
-        if q_fixed == 2**31:
-            q_fixed //= 2
-            shift += 1
-        if shift < -31:
-            q_fixed, shift = 0, 0
-        return RequantInt8(int(q_fixed), int(shift), zero_point, out_min, out_max)
+        q_fixed, shift = quantize_multiplier(real_multiplier)
+        return RequantInt8(q_fixed, shift, zero_point, out_min, out_max)
 
     def apply(self, acc_codes) -> np.ndarray:
         """int8 codes (uint8) of INT32 accumulator codes (uint32 array or scalar)."""

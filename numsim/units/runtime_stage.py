@@ -254,7 +254,8 @@ class OutputStage:
             sc = self._per_channel(np.asarray(self.scale, dtype=np.float32), n_cols, "scale")
             f = acc.astype(np.int32).astype(np.float32) * sc     # two float32 roundings, to nearest even
             flo, fhi = np.float32(lo - zp), np.float32(hi - zp)
-            clamped = int(np.count_nonzero((f < flo) | (f > fhi)))
+            rf = np.rint(f)
+            clamped = int(np.count_nonzero((rf < flo) | (rf > fhi)))
             f = np.minimum(np.maximum(f, flo), fhi)
             out = np.rint(f).astype(np.int64) + zp               # half to even (lrintf, cvtps2dq, magic bias)
         else:   # rndnu

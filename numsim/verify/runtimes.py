@@ -152,3 +152,82 @@ def tflite_fully_connected(A, B, a_scale, a_zero_point, b_scale, b_zero_point, o
     it.set_tensor(it.get_input_details()[0]["index"], np.ascontiguousarray(A))
     it.invoke()
     return it.get_tensor(it.get_output_details()[0]["index"]).copy()
+
+
+# ---- the cases the checks run (tests/test_runtime_stages.py, tools/record_runtimes.py) -------------
+
+def cases(seed=0, M=16, K=32, N=12):
+    """Quantized-matmul cases, each a dict: A (M, K), B (K, N) value arrays of `dtype` (int8 / uint8),
+    a_scale, a_zero_point, b_scale (a float, or one per column when per_channel), b_zero_point,
+    out_scale, out_zero_point, kind ("random": realistic scales; "ties": real multipliers odd / 2 (or 1/4)
+    and small operands, so that up to half the outputs are exact ties acc * scale = j + 1/2)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for dtype in (np.int8, np.uint8):
+        signed = dtype == np.int8
+        for per_channel in (False, True):
+            for kind in ("random", "ties"):
+                za = int(rng.integers(-4, 5)) if signed else int(rng.integers(120, 137))
+                zb = 0 if signed else int(rng.integers(120, 137))
+                zo = int(rng.integers(-10, 11)) if signed else int(rng.integers(118, 139))
+                if kind == "random":
+                    lo, hi = (-128, 128) if signed else (0, 256)
+                    A = rng.integers(lo, hi, (M, K))
+                    B = rng.integers(lo, hi, (K, N))
+                    sa = float(np.float32(rng.uniform(0.01, 0.05)))
+                    sb = (rng.uniform(0.002, 0.01, N) if per_channel else rng.uniform(0.002, 0.01))
+                    so = float(np.float32(rng.uniform(0.05, 0.2)))
+                else:
+                    A = za + rng.integers(-3, 4, (M, K))
+                    B = zb + rng.integers(-3, 4, (K, N))
+                    sa, so = 1.0, 2.0
+                    # real multipliers sb / 2 = 1/2, 3/2, 5/2 (every odd accumulator is a tie), 1/4
+                    choices = np.array([1.0, 3.0, 5.0, 1.0, 0.5])
+                    sb = rng.choice(choices, N) if per_channel else float(rng.choice(choices))
+                sb = np.asarray(sb, np.float32) if per_channel else float(np.float32(sb))
+                out.append(dict(A=np.asarray(A).astype(dtype), B=np.asarray(B).astype(dtype), dtype=dtype,
+                                per_channel=per_channel, kind=kind, a_scale=sa, a_zero_point=za,
+                                b_scale=sb, b_zero_point=zb, out_scale=so, out_zero_point=zo))
+    return out
+
+
+def stage_of(preset, case):
+    """numsim's OutputStage of `preset` for a case of cases()."""
+    from ..units.runtime_stage import output_stage
+
+    zb = case["b_zero_point"]
+    if case["per_channel"]:
+        zb = [zb] * len(case["b_scale"])
+    return output_stage(preset, case["a_scale"], case["b_scale"], case["out_scale"],
+                        a_zero_point=case["a_zero_point"], b_zero_point=zb,
+                        out_zero_point=case["out_zero_point"], out_fmt=np.dtype(case["dtype"]).name)
+
+
+def numsim_outputs(preset, case):
+    """Output values (int64) of numsim.matmul with the preset's output stage on a case."""
+    from ..gemm import matmul
+    from ..units import get_unit
+
+    A, B = case["A"], case["B"]
+    unit = get_unit("int4_int32", a_fmt=np.dtype(A.dtype).name, b_fmt=np.dtype(B.dtype).name, widen_bits=32)
+    res = matmul(A.view(np.uint8), B.view(np.uint8), unit, output_stage=stage_of(preset, case))
+    codes = res.out_codes
+    return (codes.view(np.int8) if case["dtype"] == np.int8 else codes).astype(np.int64)
+
+
+def runtime_outputs(runtime, case):
+    """Output values (int64) of a runtime on a case: "onnxruntime" (QLinearMatMul, B constant),
+    "onnxruntime_b_input" (B fed as an input), "tflite_reference" / "tflite_optimized" / "tflite_xnnpack"."""
+    c = case
+    args = (c["A"], c["B"], c["a_scale"], c["a_zero_point"], c["b_scale"], c["b_zero_point"], c["out_scale"],
+            c["out_zero_point"])
+    if runtime.startswith("onnxruntime"):
+        y = onnx_qlinear_matmul(*args, c["dtype"], b_constant=runtime == "onnxruntime")
+    else:
+        y = tflite_fully_connected(*args, kernels=runtime[len("tflite_"):])
+    return y.astype(np.int64)
+
+
+# TFLite accepts per-channel FULLY_CONNECTED for int8 (weight zero points 0) only
+def tflite_supports(case):
+    return not (case["per_channel"] and case["dtype"] == np.uint8)
