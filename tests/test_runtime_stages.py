@@ -273,3 +273,16 @@ def test_tflite_live_equals_preset(runtime):
         got = rt.runtime_outputs(runtime, case)
         np.testing.assert_array_equal(rt.numsim_outputs(RUNTIME_PRESET[runtime], case), got,
                                       err_msg=f"{case['kind']} {case['dtype']} per_channel={case['per_channel']}")
+
+
+def test_gemmlowp_preset_equals_requant_int8():
+    """The gemmlowp preset and RequantInt8 (csrc/units.c, the unit-level output stage) give the same codes."""
+    rng = np.random.default_rng(9)
+    acc = np.concatenate([rng.integers(-(2**31), 2**31, 2000), rng.integers(-4000, 4000, 2000),
+                          _tie_accumulators(0.25, rng, 300)]).astype(np.int64)
+    for real in (0.25, 0.0037, 0.75, 1.7, 3 / 64):
+        r = numsim.RequantInt8.from_scale(real, zero_point=-7)
+        st = numsim.output_stage("gemmlowp", real_multiplier=real, out_zero_point=-7)
+        assert (st.multiplier[0], st.shift[0]) == (r.multiplier, r.shift)
+        codes = acc.astype(np.uint32)
+        np.testing.assert_array_equal(st.apply(codes), r.apply(codes))
