@@ -506,6 +506,78 @@ uint32_t ns_fp_convert(const ns_format *fa, const ns_format *z, const ns_fp_env 
     }
 }
 
+/* ---- the rules the MAC units share (csrc/units.c) ------------------------------------------------ */
+
+uint32_t ns_fp_round_double(const ns_format *z, const ns_fp_env *env, double x, uint8_t *flags) {
+    const uint64_t u = ns_f64_bits(x);
+    const int biased = (int)((u >> 52) & 0x7FF);
+    uint64_t sig = u & ((UINT64_C(1) << 52) - 1);
+    if (biased) sig |= UINT64_C(1) << 52;
+    return round_pack_to_format(z, env, (int)(u >> 63), biased ? biased - 1075 : -1074, sig, flags);
+}
+
+/* An operand of a unit: an integer code is a finite value (or zero) for the specials' purposes. */
+static fp_unpacked unpack_operand(const ns_format *f, uint32_t code) {
+    if (f->kind != NS_KIND_INT) return unpack(f, code);
+    fp_unpacked u;
+    u.cls = code ? FP_FINITE : FP_ZERO;
+    u.sign = f->is_signed && ((code >> (f->bits - 1)) & 1);
+    u.exp = 0; u.sig = 0; u.snan = 0; u.payload = 0;
+    return u;
+}
+
+typedef struct nan_fold { int have, snan; fp_unpacked nan; } nan_fold;
+
+/* The next NaN of a register update meets the ones before it (SoftFloat's propagateNaN; the first
+ * meets itself, which quiets it and raises invalid when it signals). */
+static void fold_nan(nan_fold *f, const ns_fp_env *env, fp_unpacked x, uint8_t *flags) {
+    f->snan |= x.snan;
+    f->nan = propagate_nan(env, f->have ? f->nan : x, x, flags);
+    f->have = 1;
+}
+
+int ns_fp_fused_specials(const ns_format *fa, const ns_format *fb, const ns_format *z, const ns_fp_env *env,
+                         int32_t unit_nan, const uint32_t *acc, int n_acc, const uint32_t *a, int64_t as,
+                         const uint32_t *b, int64_t bs, int64_t n, uint32_t *out, uint8_t *flags) {
+    ns_fp_env e = *env;
+    nan_fold nf = {0, 0, default_nan_operand(env)};
+    int invalid = 0, pos_inf = 0, neg_inf = 0, first_acc_nan = -1;
+    uint8_t fl = 0;
+    /* the default rule's NaN propagation is its own; flags are SoftFloat's (x86 raises as the others) */
+    e.nan_rule = unit_nan == NS_UNIT_NAN_DEFAULT ? NS_FP_NAN_X86_SSE : unit_nan - 1;
+    for (int64_t i = 0; i < n; i++) {
+        const fp_unpacked A = unpack_operand(fa, a[i * as]), B = unpack_operand(fb, b[i * bs]);
+        if (A.cls == FP_NAN || B.cls == FP_NAN) {
+            fp_unpacked P = propagate_nan(&e, A, B, &fl);
+            nf.snan |= (A.cls == FP_NAN && A.snan) || (B.cls == FP_NAN && B.snan);
+            fold_nan(&nf, &e, P, &fl);
+        } else if (A.cls == FP_INF || B.cls == FP_INF) {
+            if (A.cls == FP_ZERO || B.cls == FP_ZERO) { invalid = 1; fold_nan(&nf, &e, default_nan_operand(&e), &fl); }
+            else if (A.sign ^ B.sign) neg_inf = 1;
+            else pos_inf = 1;
+        }
+    }
+    for (int j = 0; j < n_acc; j++) {
+        const fp_unpacked C = unpack(z, acc[j]);
+        if (C.cls == FP_NAN) { if (first_acc_nan < 0) first_acc_nan = j; fold_nan(&nf, &e, C, &fl); }
+        else if (C.cls == FP_INF) { if (C.sign) neg_inf = 1; else pos_inf = 1; }
+    }
+    if (!nf.have && !pos_inf && !neg_inf) return 0;
+    if (invalid) fl |= NS_FP_FLAG_INVALID;
+    if (nf.have) {
+        if (unit_nan != NS_UNIT_NAN_DEFAULT) *out = pack_nan_of(z, nf.nan, &fl);
+        else if (first_acc_nan >= 0) *out = pack_nan_of(z, unpack(z, acc[first_acc_nan]), &fl);
+        else *out = pack_nan(z, 1, 0, &fl);
+    } else if (pos_inf && neg_inf) {
+        fl |= NS_FP_FLAG_INVALID;
+        *out = unit_nan == NS_UNIT_NAN_DEFAULT ? pack_nan(z, 1, 0, &fl) : default_nan(z, &e, &fl);
+    } else {
+        *out = inf_code(z, neg_inf);
+    }
+    *flags |= fl;
+    return 1;
+}
+
 /* ---- vector entries ----------------------------------------------------------------------------- */
 
 static int valid_float_format(const ns_format *f) {

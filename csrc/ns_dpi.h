@@ -23,6 +23,7 @@
 #define NS_DPI_H
 #include <stdint.h>
 #include "ns_units.h"
+#include "ns_fpops.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,6 +46,14 @@ int32_t ns_dpi_int4_fp4r4_fp16_dot(const int32_t *a, const int32_t *b, int32_t K
                                    int32_t odd_underflow, int32_t *status);
 /* The odd-phase exponent trick on one FP16 code. */
 int32_t ns_dpi_f16_odd_phase(int32_t code, int32_t odd_underflow);
+/* The steps above with the update's IEEE flags in *flags (SoftFloat's bits: 1 inexact, 2 underflow,
+ * 4 overflow, 8 infinite, 16 invalid; numsim.rtl's flags column). The integer step raises overflow for
+ * a widening or accumulator wrap/saturation; the float step takes its tininess (0 after, 1 before
+ * rounding) and NaN rule (0 numsim's default, 1 x86, 2 ARM, 3 RISC-V: ns_unit_nan). */
+int32_t ns_dpi_int4_int32_step_flags(int32_t acc, int32_t a, int32_t b, int32_t align_shift, int32_t widen_overflow,
+                                     int32_t acc_overflow, int32_t *flags, int32_t *status);
+int32_t ns_dpi_int4_fp4r4_fp16_step_flags(int32_t acc, int32_t a_lanes, int32_t b_lanes, int32_t tininess_before,
+                                          int32_t nan_rule, int32_t *flags, int32_t *status);
 
 /* The unit descriptors behind these functions (what numsim.mac fills for the presets). */
 void ns_dpi_fill_int4_int32(ns_unit *u, int32_t widen_overflow, int32_t acc_overflow);
@@ -156,6 +165,45 @@ int32_t ns_dpi_int4_fp4r4_fp16_dot(const int32_t *a, const int32_t *b, int32_t K
 
 int32_t ns_dpi_f16_odd_phase(int32_t code, int32_t odd_underflow) {
     return (int32_t)ns_f16_odd_phase((uint16_t)code, odd_underflow);
+}
+
+int32_t ns_dpi_int4_int32_step_flags(int32_t acc, int32_t a, int32_t b, int32_t align_shift, int32_t widen_overflow,
+                                     int32_t acc_overflow, int32_t *flags, int32_t *status) {
+    ns_unit u;
+    uint32_t out = 0;
+    int64_t events = 0;
+    *flags = 0;
+    if (align_shift < 0 || align_shift > 31 || !ns_dpi_int_policy(widen_overflow) || !ns_dpi_int_policy(acc_overflow)) {
+        *status = NS_ERR_UNIT_ARG;
+        return 0;
+    }
+    ns_dpi_fill_int4_int32(&u, widen_overflow, acc_overflow);
+    *status = ns_int_mac_step(&u, (uint32_t)acc, (uint32_t)a & 0xF, (uint32_t)b & 0xF, align_shift, &out, &events);
+    if (events) *flags = NS_FP_FLAG_OVERFLOW;
+    return *status ? 0 : (int32_t)out;
+}
+
+int32_t ns_dpi_int4_fp4r4_fp16_step_flags(int32_t acc, int32_t a_lanes, int32_t b_lanes, int32_t tininess_before,
+                                          int32_t nan_rule, int32_t *flags, int32_t *status) {
+    ns_unit u;
+    uint32_t a[4], b[4], out = 0;
+    uint8_t fl = 0;
+    *flags = 0;
+    if (acc < 0 || acc > 0xFFFF || tininess_before < 0 || tininess_before > 1 || nan_rule < NS_UNIT_NAN_DEFAULT ||
+        nan_rule > NS_UNIT_NAN_RISCV) {
+        *status = NS_ERR_UNIT_ARG;
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        a[i] = ((uint32_t)a_lanes >> (4 * i)) & 0xF;
+        b[i] = ((uint32_t)b_lanes >> (4 * i)) & 0xF;
+    }
+    ns_dpi_fill_int4_fp4r4_fp16(&u, 0, 0);
+    u.tininess_before = tininess_before;
+    u.nan_rule = nan_rule;
+    *status = ns_float_mac_step_flags(&u, (uint32_t)acc, a, b, 4, &out, &fl);
+    *flags = fl;
+    return *status ? 0 : (int32_t)out;
 }
 #endif /* NS_DPI_IMPLEMENTATION */
 

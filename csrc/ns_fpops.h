@@ -29,6 +29,9 @@ enum ns_fp_tininess { NS_FP_TININESS_BEFORE_ROUNDING = 0, NS_FP_TININESS_AFTER_R
  * ARM (ARM-VFPv2):    the first signaling NaN quieted, else the first quiet NaN; default NaN positive.
  * RISCV (RISCV):      always the canonical NaN, positive with only the quiet bit (0x7E00). */
 enum ns_fp_nan_rule { NS_FP_NAN_X86_SSE = 0, NS_FP_NAN_ARM = 1, NS_FP_NAN_RISCV = 2 };
+/* A MAC unit's NaN rule (ns_unit.nan_rule): 0 keeps the units' own rule (an accumulator's NaN
+ * quieted, else the default NaN), else 1 + an ns_fp_nan_rule. */
+enum ns_unit_nan { NS_UNIT_NAN_DEFAULT = 0, NS_UNIT_NAN_X86_SSE = 1, NS_UNIT_NAN_ARM = 2, NS_UNIT_NAN_RISCV = 3 };
 enum ns_fp_op { NS_FP_OP_ADD = 0, NS_FP_OP_SUB = 1, NS_FP_OP_MUL = 2, NS_FP_OP_DIV = 3 };
 
 /* The dynamic environment of one operation (SoftFloat's globals, passed explicitly). */
@@ -71,6 +74,22 @@ int32_t ns_fp_fma_vec(const ns_format *fa, const ns_format *fz, const ns_fp_env 
 int32_t ns_fp_convert_vec(const ns_format *fa, const ns_format *fz, const ns_fp_env *env, const uint32_t *a,
                           size_t n, uint32_t *z, uint8_t *flags, int64_t *err_index);
 /* CDEF END */
+
+/* The rules the MAC units share with the operations above (csrc/units.c): one implementation each.
+ * ns_fp_round_double: x (finite, nonzero) rounded into z with its flags; x is the exact value or the
+ * exact value rounded to odd at 53 bits (>= p + 2 bits, so it rounds, detects tininess and raises
+ * inexact as the exact value would, for z of up to 51 significand bits).
+ * ns_fp_fused_specials: the special operands of one register update, addends acc[0..n_acc) plus the
+ * products a[i * as] * b[i * bs] (fa, fb: float or integer formats; acc: codes of z): 1 when a NaN or
+ * inf operand, or an invalid product (0 x inf), decides the result (*out, flags ORed), else 0 with
+ * nothing touched. The NaN follows `unit_nan` (ns_unit_nan): SoftFloat's rules fold
+ * softfloat_propagateNaN over the products' NaNs in k order, then the addends (fma(a, b, c) is
+ * propagate(propagate(a, b), c)); the unit default is the first NaN addend quieted, else the default
+ * NaN (negative, quiet). Invalid: a signaling NaN operand, 0 x inf, or +inf and -inf with no NaN. */
+uint32_t ns_fp_round_double(const ns_format *z, const ns_fp_env *env, double x, uint8_t *flags);
+int ns_fp_fused_specials(const ns_format *fa, const ns_format *fb, const ns_format *z, const ns_fp_env *env,
+                         int32_t unit_nan, const uint32_t *acc, int n_acc, const uint32_t *a, int64_t as,
+                         const uint32_t *b, int64_t bs, int64_t n, uint32_t *out, uint8_t *flags);
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,8 @@ typedef struct ns_unit {
     int32_t inner_bits;       /* float units: 0 = exact n-way sum, else a fixed-point inner adder this wide */
     int32_t inner_overflow;   /* ns_overflow of the inner adder */
     int32_t product_lsb;      /* 2-exponent of the inner adder's LSB (the finest product quantum) */
+    int32_t tininess_before;  /* float units' underflow flag: 0 tininess after rounding, 1 before */
+    int32_t nan_rule;         /* float units: ns_unit_nan (0: the units' own rule, today's bits) */
 } ns_unit;
 
 /* Standalone FP16 adder: a + b rounded once (ns_rounding; deterministic modes), overflow to inf. */
@@ -63,6 +65,10 @@ int32_t ns_sample_shift_finish(const ns_unit *u, uint32_t total, uint32_t group_
 int32_t ns_float_mac_step(const ns_unit *u, uint32_t acc, const uint32_t *a, const uint32_t *b, int32_t n,
                           uint32_t *acc_out);
 
+/* The same step with its IEEE flags (ns_fp_flag bits; ns_fpops.h) in *flags. */
+int32_t ns_float_mac_step_flags(const ns_unit *u, uint32_t acc, const uint32_t *a, const uint32_t *b, int32_t n,
+                                uint32_t *acc_out, uint8_t *flags);
+
 /* Number of trace entries a dot of length K writes. */
 int64_t ns_unit_trace_len(const ns_unit *u, int64_t K);
 /* One output: a[k * a_stride], b[k * b_stride], k < K; shift (K,) or NULL; c the initial accumulator.
@@ -71,12 +77,27 @@ int64_t ns_unit_trace_len(const ns_unit *u, int64_t K);
 int32_t ns_unit_dot(const ns_unit *u, const uint32_t *a, int64_t a_stride, const uint32_t *b, int64_t b_stride,
                     int64_t K, const int32_t *shift, uint32_t c, uint32_t *acc_out, uint32_t *trace,
                     int64_t trace_cap, int64_t *events, int64_t *err_step, int64_t *err_k);
+/* ns_unit_dot with flags: trace_flags (capacity trace_cap, may be NULL) gets every register update's
+ * IEEE flags (ns_fp_flag bits; an integer register's overflow event is its overflow flag);
+ * flag_counts (5 int64, may be NULL) how many updates raised each flag, indexed by bit position
+ * (inexact, underflow, overflow, infinite, invalid). The odd-phase exponent trick is not an update. */
+int32_t ns_unit_dot_flags(const ns_unit *u, const uint32_t *a, int64_t a_stride, const uint32_t *b, int64_t b_stride,
+                          int64_t K, const int32_t *shift, uint32_t c, uint32_t *acc_out, uint32_t *trace,
+                          uint8_t *trace_flags, int64_t trace_cap, int64_t *events, int64_t *flag_counts,
+                          int64_t *err_step, int64_t *err_k);
 /* Every output of a (M, K) x (K, N) product; bt is b transposed, (N, K) row-major. c (M, N) or NULL.
  * Threads split the output rows; each output is computed exactly as ns_unit_dot computes it.
  * On error *err_index is the first (row-major) failing output. */
 int32_t ns_unit_gemm(const ns_unit *u, const uint32_t *a, const uint32_t *bt, int64_t M, int64_t K, int64_t N,
                      const int32_t *shift, const uint32_t *c, uint32_t *acc_out, int32_t nthreads,
                      int64_t *events, int64_t *err_index, int64_t *err_step, int64_t *err_k);
+
+/* ns_unit_gemm with flag_counts (5 int64, may be NULL): per flag, the register updates that raised it,
+ * over every output (as ns_unit_dot_flags counts them). */
+int32_t ns_unit_gemm_flags(const ns_unit *u, const uint32_t *a, const uint32_t *bt, int64_t M, int64_t K, int64_t N,
+                           const int32_t *shift, const uint32_t *c, uint32_t *acc_out, int32_t nthreads,
+                           int64_t *events, int64_t *flag_counts, int64_t *err_index, int64_t *err_step,
+                           int64_t *err_k);
 
 /* gemmlowp / TFLite integer requantization (bit-compatible with their reference kernels). */
 int32_t ns_sat_rounding_doubling_high_mul(int32_t a, int32_t b);

@@ -88,6 +88,8 @@ typedef struct float_adder {
     int wide_only;            /* always use the 384-bit adder (tests compare the paths) */
     int lsb;
     double max_finite;        /* the format's largest finite value: overflow needs |exact sum| above it */
+    ns_fp_env env;            /* the IEEE flags' rules (csrc/fpops.c): rounding, tininess, NaN rule */
+    int32_t unit_nan;         /* ns_unit_nan */
 } float_adder;
 
 static inline uint32_t f_sign(const ns_format *f) { return UINT32_C(1) << (f->bits - 1); }
@@ -96,7 +98,6 @@ static inline uint32_t f_inf(const ns_format *f, int negative) {
 }
 /* The default NaN of an invalid operation: negative, quiet, zero payload (x86's "real indefinite"). */
 static inline uint32_t f_default_nan(const ns_format *f) { return f_inf(f, 1) | (UINT32_C(1) << (f->man_bits - 1)); }
-static inline uint32_t f_quiet(const ns_format *f, uint32_t code) { return code | (UINT32_C(1) << (f->man_bits - 1)); }
 
 #define NS_LIMBS 6
 
@@ -177,7 +178,8 @@ static double two_sum_to_odd(double x, double y) {
 /* Round the exact sum of finite terms once into the accumulator format.
  * An exactly zero sum takes IEEE 754's sign: the common sign when every term is a zero of one
  * sign, else -0 under toward_neg and +0 otherwise. */
-static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t *out, int64_t *events) {
+static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t *out, int64_t *events,
+                         uint8_t *flags) {
     double s;
     if (fa->sum_in_double) {                          /* exact: see the file comment */
         s = 0.0;
@@ -197,6 +199,9 @@ static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t
     int32_t st;
     *out = ns_round_pack(s, fa->f, &fa->o, 0, &st);
     if (st) return NS_ERR_OVERFLOW;
+    /* s rounds as the exact sum does (exact, or rounded to odd at 53 >= p + 2 bits): fpops' rounding
+     * of it raises the exact sum's flags */
+    if (flags) ns_fp_round_double(fa->f, &fa->env, s, flags);
     if (fabs(s) > fa->max_finite) {
         /* An overflow event: the rounded result (unbounded exponent) is past max finite, whatever the
          * policy made of it (inf, or max finite under saturate / a mode rounding the magnitude down).
@@ -210,43 +215,44 @@ static int32_t round_sum(const float_adder *fa, const double *t, int n, uint32_t
     return NS_OK;
 }
 
-/* Special operands: 1 when the result is decided (NaN or inf), with *out set. */
-typedef struct special_scan { int nan, pos_inf, neg_inf; uint32_t nan_code; int has_nan_code; } special_scan;
+/* Special operands: whether any NaN or inf (or an invalid product) is among a register update's terms. */
+typedef struct special_scan { int nan, pos_inf, neg_inf; } special_scan;
 
-static inline void scan_acc(special_scan *sc, const ns_format *f, uint32_t code, double v) {
-    if (isnan(v)) { if (!sc->nan && !sc->has_nan_code) { sc->nan_code = f_quiet(f, code); sc->has_nan_code = 1; } sc->nan = 1; }
+static inline void scan_acc(special_scan *sc, double v) {
+    if (isnan(v)) sc->nan = 1;
     else if (isinf(v)) { if (v > 0) sc->pos_inf = 1; else sc->neg_inf = 1; }
 }
-static inline int resolve_specials(const special_scan *sc, const ns_format *f, uint32_t *out) {
-    if (sc->nan) { *out = sc->has_nan_code ? sc->nan_code : f_default_nan(f); return 1; }
-    if (sc->pos_inf && sc->neg_inf) { *out = f_default_nan(f); return 1; }
-    if (sc->pos_inf || sc->neg_inf) { *out = f_inf(f, sc->neg_inf); return 1; }
-    return 0;
-}
 
-/* x + y of two accumulator codes, rounded once. NaN operands propagate quieted (x first). */
-static int32_t float_add2(const float_adder *fa, uint32_t x, uint32_t y, uint32_t *out, int64_t *events) {
+/* x + y of two accumulator codes, rounded once. NaN operands propagate by the unit's NaN rule
+ * (default: quieted, x first). */
+static int32_t float_add2(const float_adder *fa, uint32_t x, uint32_t y, uint32_t *out, int64_t *events,
+                          uint8_t *flags) {
     const double vx = ns_unpack(x, fa->f), vy = ns_unpack(y, fa->f);
-    special_scan sc = {0};
-    scan_acc(&sc, fa->f, x, vx);
-    scan_acc(&sc, fa->f, y, vy);
-    if (resolve_specials(&sc, fa->f, out)) return NS_OK;
+    if (!isfinite(vx) || !isfinite(vy)) {
+        const uint32_t xy[2] = {x, y};
+        uint8_t fl = 0;
+        ns_fp_fused_specials(fa->f, fa->f, fa->f, &fa->env, fa->unit_nan, xy, 2, NULL, 0, NULL, 0, 0, out, &fl);
+        if (flags) *flags |= fl;
+        return NS_OK;
+    }
     const double t[2] = {vx, vy};
-    return round_sum(fa, t, 2, out, events);
+    return round_sum(fa, t, 2, out, events, flags);
 }
 
 #define NS_MAX_FUSED 64
 
-/* [acc +] sum of n products a[i * as] * b[i * bs], rounded once. A NaN accumulator propagates
- * quieted; a NaN operand or an invalid product (0 x inf, inf - inf) gives the default NaN. */
+/* [acc +] sum of n products a[i * as] * b[i * bs], rounded once. Special operands follow the unit's NaN
+ * rule (ns_fp_fused_specials; the default: a NaN accumulator propagates quieted, a NaN operand or an
+ * invalid product (0 x inf, inf - inf) gives the default NaN). flags (NULL: not asked) gets the IEEE flags. */
 static int32_t float_group(const ns_unit *u, const float_adder *fa, int has_acc, uint32_t acc, const uint32_t *a,
-                           int64_t as, const uint32_t *b, int64_t bs, int64_t n, uint32_t *out, int64_t *events) {
+                           int64_t as, const uint32_t *b, int64_t bs, int64_t n, uint32_t *out, int64_t *events,
+                           uint8_t *flags) {
     double t[NS_MAX_FUSED + 1];
     int m = 0;
     special_scan sc = {0};
     if (has_acc) {
         const double v = ns_unpack(acc, fa->f);
-        scan_acc(&sc, fa->f, acc, v);
+        scan_acc(&sc, v);
         t[m++] = v;
     }
     for (int64_t i = 0; i < n; i++) {
@@ -256,7 +262,18 @@ static int32_t float_group(const ns_unit *u, const float_adder *fa, int has_acc,
         if (isinf(p)) { if (p > 0) sc.pos_inf = 1; else sc.neg_inf = 1; continue; }
         t[m++] = p;
     }
-    if (resolve_specials(&sc, fa->f, out)) return NS_OK;
+    if (sc.nan || sc.pos_inf || sc.neg_inf) {
+        /* a NaN or inf operand, or an invalid product: the unit's NaN rule and the IEEE flags (fpops) */
+        uint8_t fl = 0;
+        if (!ns_fp_fused_specials(&u->a_fmt, &u->b_fmt, fa->f, &fa->env, fa->unit_nan, &acc, has_acc ? 1 : 0, a, as, b,
+                                  bs, n, out, &fl)) {
+            /* finite operands whose product passes the double range (wide formats): an overflow */
+            *out = (sc.pos_inf && sc.neg_inf) ? f_default_nan(fa->f) : f_inf(fa->f, sc.neg_inf);
+            fl = (sc.pos_inf && sc.neg_inf) ? NS_FP_FLAG_INVALID : NS_FP_FLAG_OVERFLOW | NS_FP_FLAG_INEXACT;
+        }
+        if (flags) *flags |= fl;
+        return NS_OK;
+    }
     if (u->inner_bits > 0) {
         /* The n products in a fixed-point inner adder of inner_bits bits, LSB 2^product_lsb (every
          * product is an integer multiple of it, below 2^62 / n: checked in Python). */
@@ -267,7 +284,7 @@ static int32_t float_group(const ns_unit *u, const float_adder *fa, int has_acc,
         t[p0] = ldexp((double)sum, u->product_lsb);  /* exact: inner_bits <= 53; an integer zero is +0 */
         m = p0 + 1;
     }
-    return round_sum(fa, t, m, out, events);
+    return round_sum(fa, t, m, out, events, flags);
 }
 
 static void make_float_adder(float_adder *fa, const ns_format *f, int rounding, int overflow, int sum_in_double, int lsb) {
@@ -283,6 +300,19 @@ static void make_float_adder(float_adder *fa, const ns_format *f, int rounding, 
     fa->lsb = lsb;
     /* Largest finite value: the code below the infinity (IEEE radix-2 accumulators). */
     fa->max_finite = ns_unpack(f_inf(f, 0) - 1, f);
+    /* the flags' environment: the error policy raises before flags matter, so it reads as to_inf */
+    fa->env.rounding = rounding;
+    fa->env.overflow = overflow == NS_OVF_SATURATE ? NS_OVF_SATURATE : NS_OVF_TO_INF;
+    fa->env.tininess = NS_FP_TININESS_AFTER_ROUNDING;
+    fa->env.nan_rule = NS_FP_NAN_X86_SSE;
+    fa->unit_nan = NS_UNIT_NAN_DEFAULT;
+}
+
+/* The unit's flag rules: tininess and NaN rule (ns_unit fields). */
+static void adder_rules(float_adder *fa, const ns_unit *u) {
+    fa->env.tininess = u->tininess_before ? NS_FP_TININESS_BEFORE_ROUNDING : NS_FP_TININESS_AFTER_ROUNDING;
+    fa->unit_nan = u->nan_rule;
+    if (u->nan_rule > NS_UNIT_NAN_DEFAULT && u->nan_rule <= NS_UNIT_NAN_RISCV) fa->env.nan_rule = u->nan_rule - 1;
 }
 
 /* ---- the standalone FP16 adder and the exponent trick ------------------------------------------ */
@@ -295,7 +325,7 @@ uint16_t ns_f16_add(uint16_t a, uint16_t b, int32_t rounding) {
     make_float_adder(&fa, &NS_FP16, rounding, NS_OVF_TO_INF, 1, -24);
     uint32_t out;
     int64_t events = 0;
-    float_add2(&fa, a, b, &out, &events);
+    float_add2(&fa, a, b, &out, &events, NULL);
     return (uint16_t)out;
 }
 
@@ -358,11 +388,21 @@ int32_t ns_sample_shift_finish(const ns_unit *u, uint32_t total, uint32_t group_
 
 int32_t ns_float_mac_step(const ns_unit *u, uint32_t acc, const uint32_t *a, const uint32_t *b, int32_t n,
                           uint32_t *acc_out) {
+    uint8_t flags = 0;
+    return ns_float_mac_step_flags(u, acc, a, b, n, acc_out, &flags);
+}
+
+int32_t ns_float_mac_step_flags(const ns_unit *u, uint32_t acc, const uint32_t *a, const uint32_t *b, int32_t n,
+                                uint32_t *acc_out, uint8_t *flags) {
     if (n < 0 || n > u->fused_n || n > NS_MAX_FUSED) return NS_ERR_UNIT_ARG;
     float_adder fa;
     make_float_adder(&fa, &u->acc_fmt, u->acc_rounding, u->acc_overflow, u->sum_in_double, u->exact_lsb);
+    adder_rules(&fa, u);
     int64_t events = 0;
-    return float_group(u, &fa, 1, acc, a, 1, b, 1, n, acc_out, &events);
+    *flags = 0;
+    const int32_t st = float_group(u, &fa, 1, acc, a, 1, b, 1, n, acc_out, &events, flags);
+    if (events) *flags |= NS_FP_FLAG_OVERFLOW;        /* an overflow event is the update's overflow flag (emit) */
+    return st;
 }
 
 /* ---- whole dot products ---------------------------------------------------------------------- */
@@ -374,11 +414,23 @@ typedef struct dot_ctx {
     const int32_t *shift;
     float_adder fa;
     uint32_t *trace;
-    int64_t cap, pos, events, err_k;
+    uint8_t *trace_flags;     /* the IEEE flags of every register update (NULL: not asked) */
+    int64_t *flag_counts;     /* per flag bit: how many updates raised it (NULL: not asked) */
+    int64_t cap, pos, events, err_k, events_before;
 } dot_ctx;
 
-static inline void emit(dot_ctx *d, uint32_t code) {
+static inline int want_flags(const dot_ctx *d) { return d->trace_flags || d->flag_counts; }
+
+/* One register update done: its code and flags. An overflow event of the update (an integer register's
+ * wrap or saturation, a float inner adder's; a float accumulator's is IEEE overflow already) is its
+ * overflow flag. */
+static inline void emit(dot_ctx *d, uint32_t code, uint8_t flags) {
+    if (d->events != d->events_before) flags |= NS_FP_FLAG_OVERFLOW;
+    d->events_before = d->events;
     if (d->trace && d->pos < d->cap) d->trace[d->pos] = code;
+    if (d->trace_flags && d->pos < d->cap) d->trace_flags[d->pos] = flags;
+    if (d->flag_counts)
+        for (int b = 0; b < 5; b++) d->flag_counts[b] += (flags >> b) & 1;
     d->pos++;
 }
 static inline int64_t term_last_k(const dot_ctx *d, int64_t t) {
@@ -391,11 +443,12 @@ static inline int64_t term_last_k(const dot_ctx *d, int64_t t) {
 static int32_t term_into(dot_ctx *d, int has_acc, uint32_t acc, int64_t t, uint32_t *out) {
     const ns_unit *u = d->u;
     int32_t st;
+    uint8_t fl = 0;
     d->err_k = term_last_k(d, t);
     if (u->kind == NS_UNIT_FLOAT) {
         const int64_t k0 = t * u->fused_n, n = (k0 + u->fused_n <= d->K) ? u->fused_n : d->K - k0;
         st = float_group(u, &d->fa, has_acc, acc, d->a + k0 * d->as, d->as, d->b + k0 * d->bs, d->bs, n, out,
-                         &d->events);
+                         &d->events, want_flags(d) ? &fl : NULL);
     } else {
         int64_t w, s;
         st = widened_product(u, d->a[t * d->as], d->b[t * d->bs], d->shift ? d->shift[t] : 0, &w, &d->events);
@@ -405,21 +458,22 @@ static int32_t term_into(dot_ctx *d, int has_acc, uint32_t acc, int64_t t, uint3
             if (!st) *out = int_code(s, u->acc_fmt.bits);
         }
     }
-    if (!st) emit(d, *out);
+    if (!st) emit(d, *out, fl);
     return st;
 }
 
 /* x + y of two accumulator values; last_k names the reduction index for error reports. */
 static int32_t acc_plus_acc(dot_ctx *d, uint32_t x, uint32_t y, int64_t last_k, uint32_t *out) {
     int32_t st;
+    uint8_t fl = 0;
     d->err_k = last_k;
-    if (d->u->kind == NS_UNIT_FLOAT) st = float_add2(&d->fa, x, y, out, &d->events);
+    if (d->u->kind == NS_UNIT_FLOAT) st = float_add2(&d->fa, x, y, out, &d->events, want_flags(d) ? &fl : NULL);
     else {
         int64_t s;
         st = int_acc_add(d->u, int_value(x, &d->u->acc_fmt), int_value(y, &d->u->acc_fmt), &s, &d->events);
         if (!st) *out = int_code(s, d->u->acc_fmt.bits);
     }
-    if (!st) emit(d, *out);
+    if (!st) emit(d, *out, fl);
     return st;
 }
 
@@ -462,7 +516,7 @@ static int32_t dot_sample_shift(dot_ctx *d, uint32_t c, uint32_t *out) {
             d->err_k = k;
             if ((st = ns_sample_shift_step(u, total, d->a[k * d->as], d->b[k * d->bs], d->shift[k], &total, &d->events)))
                 return st;
-            emit(d, total);
+            emit(d, total, 0);
         }
     } else {
         uint32_t g[5] = {0, 0, 0, 0, 0};              /* one accumulator per shift value */
@@ -470,12 +524,12 @@ static int32_t dot_sample_shift(dot_ctx *d, uint32_t c, uint32_t *out) {
             const int s = d->shift[k];
             d->err_k = k;
             if ((st = ns_sample_shift_step(u, g[s], d->a[k * d->as], d->b[k * d->bs], s, &g[s], &d->events))) return st;
-            emit(d, g[s]);
+            emit(d, g[s], 0);
         }
         for (int s = 0; s <= 4; s++) {
             d->err_k = d->K - 1;
             if ((st = ns_sample_shift_finish(u, total, g[s], s, &total, &d->events))) return st;
-            emit(d, total);
+            emit(d, total, 0);
         }
     }
     *out = total;
@@ -488,7 +542,10 @@ static void dot_init(dot_ctx *d, const ns_unit *u, const uint32_t *a, int64_t as
     d->u = u; d->a = a; d->as = as; d->b = b; d->bs = bs; d->K = K; d->shift = shift;
     d->T = u->kind == NS_UNIT_FLOAT ? (K + u->fused_n - 1) / u->fused_n : K;
     if (u->kind == NS_UNIT_FLOAT)
+    {
         make_float_adder(&d->fa, &u->acc_fmt, u->acc_rounding, u->acc_overflow, u->sum_in_double, u->exact_lsb);
+        adder_rules(&d->fa, u);
+    }
 }
 
 static int32_t dot_run(dot_ctx *d, uint32_t c, uint32_t *scratch, uint32_t *out) {
@@ -506,10 +563,19 @@ int64_t ns_unit_trace_len(const ns_unit *u, int64_t K) {
 int32_t ns_unit_dot(const ns_unit *u, const uint32_t *a, int64_t a_stride, const uint32_t *b, int64_t b_stride,
                     int64_t K, const int32_t *shift, uint32_t c, uint32_t *acc_out, uint32_t *trace,
                     int64_t trace_cap, int64_t *events, int64_t *err_step, int64_t *err_k) {
+    return ns_unit_dot_flags(u, a, a_stride, b, b_stride, K, shift, c, acc_out, trace, NULL, trace_cap, events, NULL,
+                             err_step, err_k);
+}
+
+int32_t ns_unit_dot_flags(const ns_unit *u, const uint32_t *a, int64_t a_stride, const uint32_t *b, int64_t b_stride,
+                          int64_t K, const int32_t *shift, uint32_t c, uint32_t *acc_out, uint32_t *trace,
+                          uint8_t *trace_flags, int64_t trace_cap, int64_t *events, int64_t *flag_counts,
+                          int64_t *err_step, int64_t *err_k) {
     if (K < 0 || (u->kind == NS_UNIT_SAMPLE_SHIFT && K > 0 && !shift)) return NS_ERR_UNIT_ARG;
     dot_ctx d;
     dot_init(&d, u, a, a_stride, b, b_stride, K, shift);
-    d.trace = trace; d.cap = trace_cap;
+    d.trace = trace; d.trace_flags = trace_flags; d.cap = trace_cap;
+    if (flag_counts) { memset(flag_counts, 0, 5 * sizeof *flag_counts); d.flag_counts = flag_counts; }
     uint32_t *scratch = NULL;
     if (u->kind != NS_UNIT_SAMPLE_SHIFT && u->order == NS_ORDER_PAIRWISE && d.T > 0) {
         scratch = (uint32_t *)malloc((size_t)d.T * sizeof *scratch);
@@ -532,6 +598,8 @@ typedef struct gemm_job {
     uint32_t *out;
     int64_t K, N, row0, row1;
     int64_t events, err_index, err_step, err_k;
+    int64_t flag_counts[5];
+    int want_flags;
     int32_t status;
 } gemm_job;
 
@@ -544,6 +612,7 @@ static void *gemm_rows(void *arg) {
         for (int64_t n = 0; n < j->N; n++) {
             dot_ctx d;
             dot_init(&d, j->u, j->a + i * j->K, 1, j->bt + n * j->K, 1, j->K, j->shift);
+            if (j->want_flags) d.flag_counts = j->flag_counts;
             const int64_t idx = i * j->N + n;
             int32_t st = dot_run(&d, j->c ? j->c[idx] : 0, scratch, &j->out[idx]);
             j->events += d.events;
@@ -566,6 +635,13 @@ static void gemm_range(void *ctx, int32_t t, int64_t lo, int64_t hi) {
 int32_t ns_unit_gemm(const ns_unit *u, const uint32_t *a, const uint32_t *bt, int64_t M, int64_t K, int64_t N,
                      const int32_t *shift, const uint32_t *c, uint32_t *acc_out, int32_t nthreads,
                      int64_t *events, int64_t *err_index, int64_t *err_step, int64_t *err_k) {
+    return ns_unit_gemm_flags(u, a, bt, M, K, N, shift, c, acc_out, nthreads, events, NULL, err_index, err_step, err_k);
+}
+
+int32_t ns_unit_gemm_flags(const ns_unit *u, const uint32_t *a, const uint32_t *bt, int64_t M, int64_t K, int64_t N,
+                           const int32_t *shift, const uint32_t *c, uint32_t *acc_out, int32_t nthreads,
+                           int64_t *events, int64_t *flag_counts, int64_t *err_index, int64_t *err_step,
+                           int64_t *err_k) {
     if (M < 0 || K < 0 || N < 0 || (u->kind == NS_UNIT_SAMPLE_SHIFT && K > 0 && !shift)) return NS_ERR_UNIT_ARG;
     gemm_job jobs[NS_MAX_THREADS];
     const int32_t T = ns_thread_count(nthreads, M);
@@ -573,12 +649,16 @@ int32_t ns_unit_gemm(const ns_unit *u, const uint32_t *a, const uint32_t *bt, in
         gemm_job *j = &jobs[t];
         memset(j, 0, sizeof *j);
         j->u = u; j->a = a; j->bt = bt; j->c = c; j->shift = shift; j->out = acc_out; j->K = K; j->N = N;
+        j->want_flags = flag_counts != NULL;
     }
     ns_parallel_for(M, nthreads, gemm_range, jobs);
     int32_t status = NS_OK;
     *events = 0;
+    if (flag_counts) memset(flag_counts, 0, 5 * sizeof *flag_counts);
     for (int t = 0; t < T; t++) {
         *events += jobs[t].events;
+        if (flag_counts)
+            for (int b = 0; b < 5; b++) flag_counts[b] += jobs[t].flag_counts[b];
         if (jobs[t].status && status == NS_OK) {     /* ranges are in row order: the first failing range */
             status = jobs[t].status;
             *err_index = jobs[t].err_index; *err_step = jobs[t].err_step; *err_k = jobs[t].err_k;

@@ -241,3 +241,14 @@ def test_codes_of_the_formats_own_width_are_bits():
     tb = torch.from_numpy(b.astype(np.uint16).view(np.int16))
     r = gpu.gemm_codes(unit, ta, tb, c=torch.from_numpy(c))
     assert np.array_equal(r.codes.numpy(), ref.codes.astype(np.int64))
+
+
+def test_count_flags_unit_runs_the_cpu_mac_level_with_its_flags():
+    """The GPU kernels count no IEEE flags: a unit with count_flags=True runs the CPU's MAC-level kernel."""
+    u = numsim.get_unit("fp8_fp16", count_flags=True)
+    rng = np.random.default_rng(18)
+    a, b = _operands(u, 4, 16, 3, rng)
+    r = gpu.gemm_codes(u, _t(a), _t(b))
+    ref = u.gemm_codes(a, b)
+    assert "count_flags" in r.info["fallback"] and r.info["flags"] == ref.info["flags"]
+    assert np.array_equal(r.codes.cpu().numpy(), ref.codes.astype(np.int64))

@@ -354,9 +354,11 @@ def test_replay_catches_a_corrupted_file(int_vectors, tmp_path):
 
 def test_layout_pack_unpack():
     lay = Layout(get_unit("int4_fp4r4_fp16"))
-    row = {"rst": 0, "load": 1, "valid": 1, "c": 0xABCD, "a": [1, 2, 3, 4], "b": [15, 0, 8, 7], "acc": 0x1234}
+    row = {"rst": 0, "load": 1, "valid": 1, "c": 0xABCD, "a": [1, 2, 3, 4], "b": [15, 0, 8, 7], "flags": 0b10101,
+           "acc": 0x1234}
     w = lay.pack(row)
-    assert lay.unpack(w) == row and w >> lay.word_bits == 0 and lay.word_bits == 3 + 16 * 4
+    assert lay.unpack(w) == row and w >> lay.word_bits == 0 and lay.word_bits == 3 + 16 * 4 + 5
+    assert lay.offsets["acc"] == 0 and lay.offsets["flags"] == 16        # flags sit above the outputs
     assert (w >> lay.offsets["a"]) & 0xFFFF == 0x4321
     with pytest.raises(NumsimError, match="a: expected 4 lane"):
         lay.pack({**row, "a": [1, 2]})
@@ -516,7 +518,7 @@ def test_int8_mac_has_no_shift_port_and_binds(rng, tmp_path):
     u = get_unit("int4_int32", a_fmt="int8", b_fmt="int8")
     m = Model(u)
     widths = {x.name: x.bits for x in m.layout.fields}
-    assert widths == {"rst": 1, "load": 1, "valid": 1, "c": 32, "a": 8, "b": 8, "acc": 32}
+    assert widths == {"rst": 1, "load": 1, "valid": 1, "c": 32, "a": 8, "b": 8, "flags": 5, "acc": 32}
     assert m.layout.shift_name is None
     assert set(m.bind(_dut(widths))) == set(widths)
     with pytest.raises(NumsimError, match="shift"):

@@ -113,6 +113,32 @@ def test_fp_step_and_dot_equal_numsim(dpi, rng):
     assert dpi(reqs) == want
 
 
+def test_step_flags_equal_numsim(dpi, rng):
+    """The DPI steps' IEEE flags equal the units' step_flags (every tininess and NaN rule)."""
+    reqs, want = [], []
+    rules = ("default", "x86", "arm", "riscv")
+    specials = [0x7C00, 0xFC00, 0x7C01, 0x7E01, 0xFE00, 0x7BFF, 0x0001, 0x8400, 0x0400]
+    for i in range(2000):
+        tin, rule = int(rng.integers(0, 2)), int(rng.integers(0, 4))
+        u = get_unit("int4_fp4r4_fp16", tininess=("after", "before")[tin], nan_rule=rules[rule])
+        m = Model(u)
+        c = specials[i % len(specials)] if i % 3 == 0 else int(rng.integers(0, 2**16))
+        a, b = [int(x) for x in rng.integers(0, 16, 4)], [int(x) for x in rng.integers(0, 16, 4)]
+        reqs.append(f"g {c} {m.to_signal('a', a)} {m.to_signal('b', b)} {tin} {rule}")
+        code, fl = u.step_flags(c, a, b)
+        want.append((code, 0, fl))
+    iu = get_unit("int4_int32", widen_overflow="saturate", acc_overflow="wrap")
+    for _ in range(500):
+        c = int(rng.integers(-2**31, 2**31))
+        a, b, s = int(rng.integers(0, 16)), int(rng.integers(0, 16)), int(rng.integers(0, 32))
+        reqs.append(f"j {c} {a} {b} {s} 0 1")
+        code, fl = iu.step_flags(c & 0xFFFFFFFF, a, b, align_shift=s)
+        want.append((code_to_signed(code, 32), 0, fl))
+    got = dpi(reqs)
+    assert got == want
+    assert any(w[2] for w in want) and any(w[2] & 16 for w in want[:2000])
+
+
 def test_int_dot_equals_numsim(dpi, rng):
     u = get_unit("int4_int32", widen_overflow="saturate")
     reqs, want = [], []

@@ -1,4 +1,5 @@
-"""The cocotb 2.x driver shared by the example testbenches: every cycle checked against numsim.rtl.Model.
+"""The cocotb 2.x driver shared by the example testbenches: every cycle checked against numsim.rtl.Model
+(acc, and the IEEE flags when the DUT has a `flags` port).
 
 Stimulus: numsim's corner vectors (format extremes, overflow by one, exponent-trick edges, ties) and
 `cycles` random accumulation cycles. Expected values are computed live by the model, cycle by cycle,
@@ -42,9 +43,14 @@ async def check_every_cycle(dut, unit):
         await FallingEdge(dut.clk)                # the rising edge in between clocked the register
         got = model.to_code("acc", ports["acc"])          # the handle: its value, X/Z refused
         checked += 1
-        if got != expected:
+        bad = [] if got == expected else [f"acc={got:#x} expected {expected:#x}"]
+        if "flags" in ports:                      # a DUT with a flags port: the cycle's IEEE flags too
+            got_flags = model.to_code("flags", ports["flags"])
+            if got_flags != model.flags:
+                bad.append(f"flags={got_flags:#04x} expected {model.flags:#04x}")
+        if bad:
             n_bad += 1
             if len(mismatches) < 5:
-                mismatches.append(f"cycle {i} {s}: acc={got:#x} expected {expected:#x}")
+                mismatches.append(f"cycle {i} {s}: " + ", ".join(bad))
     dut._log.info("numsim: checked %d cycles, %d mismatches", checked, n_bad)
     assert n_bad == 0, f"MISMATCH: {n_bad} of {checked} cycles differ from numsim; first: " + "; ".join(mismatches)

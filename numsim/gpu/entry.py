@@ -317,6 +317,8 @@ def gemm_codes(unit, a_codes, b_codes, c=None, fallback=True, **ctx) -> GpuGemmR
 
     extra = set(ctx) - ({"align_shift"} if type(unit) is IntMacUnit else set())
     name, reason = _kernel_for(unit)
+    if getattr(unit, "count_flags", False):        # the GPU kernels count no IEEE flags: the CPU's MAC level does
+        name, reason = None, "the unit counts IEEE flags (count_flags=True); the CPU's MAC-level kernel counts them"
     if extra:
         name, reason = None, f"context {sorted(extra)} has no GPU kernel"
     shift = None

@@ -48,6 +48,7 @@ class Kernel:
     proof: str         # why its bits equal the MAC-level kernel's, and the test that checks it
     domain: Callable   # domain(unit, problem) -> None when it gives the MAC-level bits, else a reason
     run: Callable      # run(unit, problem) -> GemmResult
+    flags: bool = False  # computes info["flags"] (IEEE flag counts) for a unit with count_flags=True
 
 
 _KERNELS: dict = {}
@@ -133,15 +134,23 @@ def select(unit, problem, kernel=None) -> Kernel:
         if not level_ok(k.level):
             raise NumsimError(f"kernel: {k.name} needs ISA level {k.level}; this CPU (NUMSIM_LEVEL cap included) "
                               f"has {', '.join(lv for lv in LEVELS if level_ok(lv))}")
-        reason = k.domain(unit, problem)
+        reason = _flags_reason(unit, k) or k.domain(unit, problem)
         if reason is not None:
             raise NumsimError(f"kernel: {k.name} cannot give the MAC-level bits for this problem: {reason}")
         return k
     for k in _kernels_of(unit):
-        if level_ok(k.level) and k.domain(unit, problem) is None:
+        if level_ok(k.level) and _flags_reason(unit, k) is None and k.domain(unit, problem) is None:
             return k
     raise NumsimError(f"kernel: no kernel of unit {unit.name} runs here (its MAC-level kernel needs a level "
                       f"above NUMSIM_LEVEL)")
+
+
+def _flags_reason(unit, k):
+    """A unit that counts IEEE flags runs only kernels that count them (today the MAC-level kernels)."""
+    if getattr(unit, "count_flags", False) and not k.flags:
+        return ("the unit counts IEEE flags per register update (count_flags=True) and this kernel does not: "
+                "the MAC-level kernel counts them")
+    return None
 
 
 def gemm(unit, a_codes, b_codes, c=None, nthreads=None, ctx=None, kernel=None):

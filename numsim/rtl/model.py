@@ -36,6 +36,7 @@ class Field:
     signed: bool = False      # two's complement integer (per lane)
     role: str = "in"          # 'in' (stimulus) or 'out' (expected)
     fmt: str = ""             # the numsim format of each lane ('' for control bits)
+    optional: bool = False    # a DUT may leave this port out (then it is not checked): the flags
 
     @property
     def bits(self) -> int:
@@ -84,11 +85,16 @@ def _generic_lanes(unit):
     return n if isinstance(n, int) and 1 <= n <= 256 else None
 
 
+FLAGS_BITS = 5                 # invalid, infinite (divide by zero), overflow, underflow, inexact: bits 4..0
+FLAGS_FORMAT = "ieee_flags"    # SoftFloat's flag bits: 1 inexact, 2 underflow, 4 overflow, 8 infinite, 16 invalid
+
+
 class Layout:
     """The fields of a unit's RTL ports, in vector-word order from the most significant bit down.
 
     Inputs: rst, load, valid, c (accumulator code loaded when load), a, b, and the per-k shift when
-    the unit takes one. Outputs: acc (the unit's output after finish), and out (the output stage's
+    the unit takes one. Outputs: flags (integer and float MACs: the IEEE flags of the cycle's
+    updates, an optional port), acc (the unit's output after finish), and out (the output stage's
     code) when the unit has one. The expected outputs sit in the low bits of a vector word.
     """
 
@@ -106,6 +112,10 @@ class Layout:
             f.append(Field("align_shift", bits, 1, False, "in", f"uint{bits}"))
         elif self.kind == "sample_shift":
             f.append(Field("sample_shift", 3, 1, False, "in", "uint3"))
+        if self.kind in ("int", "float"):
+            # the IEEE flags of the cycle's register updates (numsim.fpops bit order), above the outputs
+            # so that acc and out keep their offsets; a DUT without a flags port is checked on acc alone
+            f.append(Field("flags", FLAGS_BITS, 1, False, "out", FLAGS_FORMAT, optional=True))
         f.append(Field("acc", acc.bits, 1, _fmt_signed(acc), "out", _fmt_name(acc)))
         out_fmt = unit.out_fmt
         if out_fmt is not None:
@@ -273,6 +283,8 @@ class Model:
     def check_ports(self, widths: dict):
         """Raise NumsimError unless every port the layout needs is present with the layout's width."""
         for x in self.layout.fields:
+            if x.name not in widths and x.optional:
+                continue
             if x.name not in widths:
                 raise bad(x.name, f"a port of {x.bits} bits", "no such port")
             if int(widths[x.name]) != x.bits:
@@ -285,6 +297,8 @@ class Model:
         for x in self.layout.fields:
             port = names.get(x.name, x.name)
             h = getattr(dut, port, None)
+            if h is None and x.optional:
+                continue
             if h is None:
                 raise bad(port, f"a {x.bits}-bit port of the DUT", "no such port")
             handles[x.name] = h
@@ -305,6 +319,7 @@ class Model:
     def state(self, code):
         self._state = self._base = int(code)
         self._terms = []
+        self.flags = 0
 
     @property
     def order(self) -> str:
@@ -334,6 +349,8 @@ class Model:
         out = {"acc": self.output()}
         if "out" in self.layout.by_name:
             out["out"] = self.out_code()
+        if "flags" in self.layout.by_name:
+            out["flags"] = self.flags
         return out
 
     def next_state(self, a, b, valid=1, load=0, c=0, shift=0, state=None):
@@ -341,14 +358,21 @@ class Model:
         unit's overflow policy is 'error'). `state`: start from this accumulator code instead."""
         return self._next(a, b, valid, load, c, shift, state)[0]
 
+    def next_flags(self, a, b, valid=1, load=0, c=0, shift=0, state=None):
+        """(register, flags) after one edge, without changing the model."""
+        return tuple(self._next(a, b, valid, load, c, shift, state)[i] for i in (0, 3))
+
     def advance(self, a, b, valid=1, load=0, c=0, shift=0) -> int:
         """One edge (no reset): updates the model and returns the new register; on NumsimError the
         model is left unchanged."""
-        self._state, self._base, self._terms = self._next(a, b, valid, load, c, shift)
+        self._state, self._base, self._terms, self.flags = self._next(a, b, valid, load, c, shift)
         return self._state
 
     def _next(self, a, b, valid, load, c, shift, state=None):
-        """(state, base, terms) after one edge."""
+        """(state, base, terms, flags) after one edge. flags: the IEEE flags of the edge's register
+        updates (numsim.fpops bits; 0 without a valid term). Sequential order: the step's flags.
+        Chunked and pairwise: the OR of the flags of the new term's update and of every add after it
+        in unit.dot's trace over the terms since the load (the adds that recombine the output)."""
         if state is not None:
             base, terms = int(state), []
         else:
@@ -358,19 +382,22 @@ class Model:
             cur = base = int(self._in("c", c))
             terms = []
         if not valid:
-            return cur, base, terms
+            return cur, base, terms, 0
         a = self._in("a", a)
         b = self._in("b", b)
         s = self._in(self.layout.shift_name, shift)
         u = self.unit
         if self.order == "sequential":
-            if self.kind in ("float", "generic"):
+            fl = 0
+            if self.kind == "float":
+                nxt, fl = u.step_flags(cur, a, b)
+            elif self.kind == "generic":
                 nxt = int(u.step(cur, a, b))
             elif self.kind == "int":
-                nxt = int(u.step(cur, a, b, align_shift=s))
+                nxt, fl = u.step_flags(cur, a, b, align_shift=s)
             else:
                 nxt = int(u.step(cur, a, b, sample_shift=s))
-            return nxt, nxt, []
+            return int(nxt), int(nxt), [], int(fl)
         terms = terms + [(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b], s)]
         av = np.array([x for t in terms for x in t[0]], dtype=np.int64)
         bv = np.array([x for t in terms for x in t[1]], dtype=np.int64)
@@ -378,10 +405,14 @@ class Model:
         if self.layout.shift_name == "align_shift":
             ctx[u._ctx_key] = np.array([t[2] for t in terms], dtype=np.int32)
         # the last trace entry is the accumulator before finish (the odd-phase trick comes after)
-        nxt = int(u.dot(av, bv, c=base, trace=True, **ctx).trace[-1])
+        d = u.dot(av, bv, c=base, trace=True, **ctx)
+        nxt = int(d.trace[-1])
+        fl = 0
+        for x in d.trace_flags[len(terms) - 1:]:   # the new term's update, then the adds after it
+            fl |= int(x)
         if self.order == "chunked" and len(terms) == u.chunk:
-            return nxt, nxt, []               # a complete chunk: folded into the accumulator
-        return nxt, base, terms
+            return nxt, nxt, [], fl           # a complete chunk: folded into the accumulator
+        return nxt, base, terms, fl
 
     def step(self, a, b, valid=1, *, load=0, c=0, shift=0, rst=0):
         """One clock edge; returns the acc output code after it. a, b: codes or signal values

@@ -766,7 +766,19 @@ def manifest(vs: VectorSet, hex_name: str, vh_name: str) -> dict:
         "notes": vs.notes,
         "tag_runs": _runs(vs.tags),
         "files": {"hex": hex_name, "verilog_include": vh_name},
+        **({"flags": flags_note(vs.unit)} if "flags" in lay.by_name else {}),
     }
+
+
+def flags_note(unit) -> dict:
+    """What the flags field holds: the bits (SoftFloat's order), and the unit's tininess and NaN rules."""
+    note = {"bits": {"inexact": 1, "underflow": 2, "overflow": 4, "infinite": 8, "invalid": 16},
+            "meaning": "IEEE 754 flags raised by the cycle's register updates (an integer register's wrap or "
+                       "saturation is overflow); a DUT without a flags port is checked on acc alone"}
+    if hasattr(unit, "tininess"):
+        note["tininess"] = unit.tininess
+        note["nan_rule"] = unit.nan_rule
+    return note
 
 
 def _runs(tags):

@@ -16,6 +16,7 @@ from ..codec import c_format, check_codes, decode
 from ..errors import NumsimError, bad
 from ..formats import get_format
 from .base import DotResult, GemmResult, Unit, acc_code, acc_codes, count_nonfinite, threads
+from .flags import counts_dict
 
 # ---- enum tables (the C enums, read from the built library) -----------------------------------------
 ORDERS = _abi.ORDER
@@ -261,16 +262,22 @@ class CUnit(Unit):
         b32 = np.ascontiguousarray(b.astype(np.uint32))
         n_trace = int(lib.ns_unit_trace_len(self._c, K)) if trace else 0
         tr = np.zeros(max(n_trace, 1), dtype=np.uint32)
+        trf = np.zeros(max(n_trace, 1), dtype=np.uint8)
+        counts = np.zeros(5, dtype=np.int64)
         out = ffi.new("uint32_t *")
         ev, es, ek = ffi.new("int64_t *"), ffi.new("int64_t *"), ffi.new("int64_t *")
         sh = cptr("int32_t *", shift) if shift is not None else ffi.NULL
-        st = lib.ns_unit_dot(self._c, cptr("uint32_t *", a32), 1, cptr("uint32_t *", b32), 1, K, sh, c0, out,
-                             cptr("uint32_t *", tr) if trace else ffi.NULL, n_trace, ev, es, ek)
+        st = lib.ns_unit_dot_flags(self._c, cptr("uint32_t *", a32), 1, cptr("uint32_t *", b32), 1, K, sh, c0, out,
+                                   cptr("uint32_t *", tr) if trace else ffi.NULL,
+                                   cptr("uint8_t *", trf) if trace else ffi.NULL, n_trace, ev,
+                                   cptr("int64_t *", counts), es, ek)
         if st:
             self._raise(st, "0", es[0], ek[0])
         code = int(out[0])
         res = DotResult(code=code, value=float(decode(np.array([code]), self.acc_fmt)[0]),
-                        trace=[int(x) for x in tr[:n_trace]] if trace else None, overflow_count=int(ev[0]))
+                        trace=[int(x) for x in tr[:n_trace]] if trace else None, overflow_count=int(ev[0]),
+                        trace_flags=[int(x) for x in trf[:n_trace]] if trace else None)
+        res.info["flags"] = counts_dict(counts)
         self._finish_dot(res)
         return res
 
@@ -306,15 +313,19 @@ class CUnit(Unit):
                       f"({M}, {K}) x ({K}, {N})") from None
         cc = p.c
         ev, ei, es, ek = (ffi.new("int64_t *") for _ in range(4))
-        st = lib.ns_unit_gemm(self._c, cptr("uint32_t *", a32), cptr("uint32_t *", bt32), M, K, N,
-                              cptr("int32_t *", shift) if shift is not None else ffi.NULL,
-                              cptr("uint32_t *", cc) if cc is not None else ffi.NULL,
-                              cptr("uint32_t *", out), p.nthreads, ev, ei, es, ek)
+        counts = np.zeros(5, dtype=np.int64) if getattr(self, "count_flags", False) else None
+        st = lib.ns_unit_gemm_flags(self._c, cptr("uint32_t *", a32), cptr("uint32_t *", bt32), M, K, N,
+                                    cptr("int32_t *", shift) if shift is not None else ffi.NULL,
+                                    cptr("uint32_t *", cc) if cc is not None else ffi.NULL,
+                                    cptr("uint32_t *", out), p.nthreads, ev,
+                                    cptr("int64_t *", counts) if counts is not None else ffi.NULL, ei, es, ek)
         if st:
             idx = np.unravel_index(int(ei[0]), (M, N)) if M * N else (0, 0)
             self._raise(st, str(tuple(int(i) for i in idx)), es[0], ek[0])
         codes = out.astype(self.acc_fmt.dtype)
         res = GemmResult(codes=codes, values=decode(codes, self.acc_fmt), overflow_count=int(ev[0]))
+        if counts is not None:
+            res.info["flags"] = counts_dict(counts)
         count_nonfinite(res, self.acc_fmt)
         apply_output_stage(self, res)
         return res

@@ -36,6 +36,7 @@ class DotResult:
     overflow_count: int = 0
     out_code: int | None = None         # after the output stage, when the unit has one
     info: dict = field(default_factory=dict)
+    trace_flags: list | None = None     # IEEE flags (numsim.fpops bit masks) of every traced update
 
 
 @dataclass
@@ -43,7 +44,8 @@ class GemmResult:
     """Many outputs: accumulator codes (M, N), their decoded values, overflow events.
 
     Float accumulators also report info["nonfinite"]: how many outputs are inf or NaN codes (an
-    inf / NaN operand propagating is no overflow event; docs/units.md)."""
+    inf / NaN operand propagating is no overflow event; docs/units.md). A unit with count_flags=True
+    reports info["flags"]: {flag name: how many register updates raised it} (numsim.units.flags)."""
 
     codes: np.ndarray
     values: np.ndarray

@@ -17,6 +17,7 @@ from ..rounding import OVERFLOW_POLICIES, ROUNDING_MODES, rounding_mode
 from ._c import (DETERMINISTIC_ROUNDING, FLOAT_OVERFLOW, INT_OVERFLOW, ODD_UNDERFLOW, ORDERS, CUnit, choice,
                  int_param, set_field)
 from .base import DotResult, GemmResult, count_nonfinite
+from .flags import UNIT_NAN_RULES, unit_nan_rule, unit_tininess
 
 _LIMB_BITS = 320          # the exact adder's safe span (6 x 64-bit limbs, headroom for shifts and sign)
 
@@ -62,6 +63,9 @@ class FloatMacUnit(CUnit):
     sum_path: str = "auto"
     inner_bits: int | None = None
     inner_overflow: str = "error"
+    tininess: str = "after"            # IEEE underflow flag: tininess "after" or "before" rounding
+    nan_rule: str = "default"          # "default" (today's bits), "x86", "arm", "riscv" (SoftFloat's rules)
+    count_flags: bool = False          # GEMMs count IEEE flags per register update (info["flags"])
     seed_source: str = "003 (8-bit training hardware)"
 
     _ctx_key = None
@@ -84,6 +88,11 @@ class FloatMacUnit(CUnit):
         choice("acc_rounding", self.acc_rounding, DETERMINISTIC_ROUNDING)
         choice("acc_overflow", self.acc_overflow, FLOAT_OVERFLOW)
         choice("sum_path", self.sum_path, ("auto", "integer"))
+        set_field(self, "tininess", unit_tininess(self.tininess))
+        set_field(self, "nan_rule", unit_nan_rule(self.nan_rule))
+        if not isinstance(self.count_flags, (bool, np.bool_)):
+            raise bad("count_flags", "True or False", repr(self.count_flags))
+        set_field(self, "count_flags", bool(self.count_flags))
         a, b = self._c_a_fmt, self._c_b_fmt
         if _sig_bits(a) + _sig_bits(b) > 53:
             raise bad("a_fmt", "operand formats whose product significand fits 53 bits", f"{a} x {b}")
@@ -135,9 +144,15 @@ class FloatMacUnit(CUnit):
         u.inner_bits = self.inner_bits or 0
         u.inner_overflow = OVERFLOW_POLICIES[self.inner_overflow]
         u.product_lsb = self.product_lsb
+        u.tininess_before = int(self.tininess == "before")
+        u.nan_rule = UNIT_NAN_RULES[self.nan_rule]
 
     def step(self, state, a, b, **ctx):
         """One fused step: state + sum(a[i] * b[i]) rounded once; a, b codes or sequences of <= k_step codes."""
+        return self.step_flags(state, a, b, **ctx)[0]
+
+    def step_flags(self, state, a, b, **ctx):
+        """One fused step and its IEEE flags: (state, flags), flags a SoftFloat bit mask (numsim.fpops)."""
         if ctx:
             raise bad(next(iter(ctx)), "no such context (this unit takes none)", "a value")
         acc = self._acc_code(state, "state")
@@ -148,11 +163,12 @@ class FloatMacUnit(CUnit):
         if av.shape[0] > self.k_step:
             raise bad("a", f"at most k_step={self.k_step} codes", av.shape[0])
         av, bv = np.ascontiguousarray(av), np.ascontiguousarray(bv)
-        out = ffi.new("uint32_t *")
-        st = lib.ns_float_mac_step(self._c, acc, cptr("uint32_t *", av), cptr("uint32_t *", bv), av.shape[0], out)
+        out, fl = ffi.new("uint32_t *"), ffi.new("uint8_t *")
+        st = lib.ns_float_mac_step_flags(self._c, acc, cptr("uint32_t *", av), cptr("uint32_t *", bv), av.shape[0],
+                                         out, fl)
         if st:
             self._raise(st, "step", 0, 0)
-        return int(out[0])
+        return int(out[0]), int(fl[0])
 
     def describe(self):
         path = ("exact double sum (proved)" if self.sum_in_double else
@@ -246,6 +262,8 @@ def odd_phase_result(unit, even: GemmResult) -> GemmResult:
     codes = odd_phase_trick(even.codes, unit.odd_underflow)
     res = GemmResult(codes=codes, values=decode(codes, unit.acc_fmt), overflow_count=even.overflow_count,
                      info={"even_codes": even.codes, "departures": odd_phase_departures(even.codes, unit.odd_underflow)})
+    if "flags" in even.info:      # the accumulator updates' flags (the exponent trick is no update)
+        res.info["flags"] = even.info["flags"]
     return count_nonfinite(res, unit.acc_fmt)
 
 

@@ -98,6 +98,11 @@ class IntMacUnit(CUnit):
 
     def step(self, state, a, b, align_shift=0, **ctx):
         """One MAC: state + widen(a * b) << align_shift (accumulator codes in and out)."""
+        return self.step_flags(state, a, b, align_shift, **ctx)[0]
+
+    def step_flags(self, state, a, b, align_shift=0, **ctx):
+        """One MAC and its flags: (state, flags); a widening or accumulator overflow event (wrap or
+        saturation) is the overflow flag (numsim.fpops.OVERFLOW), the one flag an integer MAC raises."""
         if ctx:
             raise bad(next(iter(ctx)), "no such context (step takes align_shift)", "a value")
         acc = self._acc_code(state, "state")
@@ -108,7 +113,7 @@ class IntMacUnit(CUnit):
         st = lib.ns_int_mac_step(self._c, acc, a, b, s, out, ev)
         if st:
             self._raise(st, "step", 0, 0)
-        return int(out[0])
+        return int(out[0]), (lib.NS_FP_FLAG_OVERFLOW if ev[0] else 0)
 
     def describe(self):
         stage = ""

@@ -6,6 +6,8 @@
  *   I K C WIDEN_POL ACC_POL a[K] b[K] shift[K]    -> ns_dpi_int4_int32_dot
  *   F K C ODD ODD_UNDERFLOW a[K] b[K]             -> ns_dpi_int4_fp4r4_fp16_dot
  *   o CODE ODD_UNDERFLOW                          -> ns_dpi_f16_odd_phase
+ *   j ACC A B SHIFT WIDEN_POL ACC_POL             -> ns_dpi_int4_int32_step_flags ("RESULT STATUS FLAGS")
+ *   g ACC A_LANES B_LANES TININESS NAN_RULE       -> ns_dpi_int4_fp4r4_fp16_step_flags ("RESULT STATUS FLAGS")
  *   u                                             -> the two unit descriptors, field by field
  * Each answer is "RESULT STATUS" (u: one line of integers per unit). */
 #include <stdio.h>
@@ -64,6 +66,17 @@ int main(void) {
             if (scanf("%d %d", &code, &und) != 2) return 2;
             r = ns_dpi_f16_odd_phase(code, und);
             st = 0;
+        } else if (op == 'j' || op == 'g') {
+            int32_t x[6], fl = 0;
+            if (op == 'j') {
+                if (scanf("%d %d %d %d %d %d", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5]) != 6) return 2;
+                r = ns_dpi_int4_int32_step_flags(x[0], x[1], x[2], x[3], x[4], x[5], &fl, &st);
+            } else {
+                if (scanf("%d %d %d %d %d", &x[0], &x[1], &x[2], &x[3], &x[4]) != 5) return 2;
+                r = ns_dpi_int4_fp4r4_fp16_step_flags(x[0], x[1], x[2], x[3], x[4], &fl, &st);
+            }
+            printf("%d %d %d\n", r, st, fl);
+            continue;
         } else if (op == 'u') {
             ns_unit u;
             ns_dpi_fill_int4_int32(&u, NS_OVF_SATURATE, NS_OVF_WRAP);

@@ -16,6 +16,14 @@ module tb_dpi;
                                                            input int c, input int odd_phase, input int odd_underflow,
                                                            output int status);
     import "DPI-C" function int ns_dpi_f16_odd_phase(input int code, input int odd_underflow);
+    // the steps with their IEEE flags (1 inexact, 2 underflow, 4 overflow, 8 infinite, 16 invalid)
+    import "DPI-C" function int ns_dpi_int4_int32_step_flags(input int acc, input int a, input int b,
+                                                             input int align_shift, input int widen_overflow,
+                                                             input int acc_overflow, output int flags,
+                                                             output int status);
+    import "DPI-C" function int ns_dpi_int4_fp4r4_fp16_step_flags(input int acc, input int a_lanes, input int b_lanes,
+                                                                  input int tininess_before, input int nan_rule,
+                                                                  output int flags, output int status);
 
     localparam int SATURATE = 0, WRAP = 1;
     logic clk = 0, rst = 1, load = 0, valid = 0;
