@@ -19,6 +19,8 @@ def register(sub):
     p.add_argument("--nonfinite-share", type=float, default=0.05,
                    help="float units: at most this share of random vectors expect an inf/NaN output "
                         "(default 0.05; 1 for no limit)")
+    p.add_argument("--dpi", action="store_true",
+                   help="also write NAME_dpi.c: a DPI-C step function of the unit (numsim.rtl.dpigen)")
     p.set_defaults(func=run)
 
 
@@ -50,6 +52,10 @@ def run(args):
           + ", ".join(f"{s['kind']} {s['count']}" for s in vs.sections))
     for k in ("hex", "json", "vh"):
         print(f"  {paths[k]}")
+    if args.dpi:
+        from ..rtl.dpigen import write_dpi
+
+        print(f"  {write_dpi(unit, args.out, args.name)}")
     text = _suspicious(vs)
     if text:
         warn(f"vectors {unit.name}", text)
