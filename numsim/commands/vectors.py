@@ -5,7 +5,9 @@ from __future__ import annotations
 
 def register(sub):
     p = sub.add_parser("vectors", help="write $readmemh test vectors and a JSON manifest for a MAC unit")
-    p.add_argument("unit", help="a unit preset name (see `numsim unit`)")
+    p.add_argument("unit", nargs="?", help="a unit preset name (see `numsim unit`); or give --unit-file")
+    p.add_argument("--unit-file", default=None, metavar="TOML",
+                   help="a unit described in a TOML file (docs/rtl.md, 'A unit in a TOML file')")
     p.add_argument("--count", type=int, required=True, help="number of random accumulation vectors (>= 1)")
     p.add_argument("--out", required=True, help="output directory (created if missing)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random vectors (default 0)")
@@ -17,6 +19,8 @@ def register(sub):
     p.add_argument("--nonfinite-share", type=float, default=0.05,
                    help="float units: at most this share of random vectors expect an inf/NaN output "
                         "(default 0.05; 1 for no limit)")
+    p.add_argument("--dpi", action="store_true",
+                   help="also write NAME_dpi.c: a DPI-C step function of the unit (numsim.rtl.dpigen)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +33,17 @@ def run(args):
 
     if args.count <= 0:
         raise bad("--count", "a positive number of vectors", args.count)
-    unit = unit_with_settings(args.unit, args.set)
+    if (args.unit is None) == (args.unit_file is None):
+        raise bad("unit", "a preset name or --unit-file FILE (one of them)",
+                  "both" if args.unit else "neither")
+    if args.unit_file:
+        from ..rtl.unitfile import read_unit_file
+
+        unit = read_unit_file(args.unit_file)[0]
+        if args.set:
+            unit = unit_with_settings(unit, args.set)
+    else:
+        unit = unit_with_settings(args.unit, args.set)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     vs = generate(unit, count=args.count, seed=args.seed, kinds=kinds, nonfinite_share=args.nonfinite_share)
     paths = write(vs, args.out, name=args.name)
@@ -38,9 +52,13 @@ def run(args):
           + ", ".join(f"{s['kind']} {s['count']}" for s in vs.sections))
     for k in ("hex", "json", "vh"):
         print(f"  {paths[k]}")
+    if args.dpi:
+        from ..rtl.dpigen import write_dpi
+
+        print(f"  {write_dpi(unit, args.out, args.name)}")
     text = _suspicious(vs)
     if text:
-        warn(f"vectors {args.unit}", text)
+        warn(f"vectors {unit.name}", text)
     return 0
 
 

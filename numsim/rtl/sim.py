@@ -49,7 +49,7 @@ def _need_icarus():
 
 
 def run_vectors(sources, toplevel, vectors_hex, include_dir, build_dir, parameters=None, expected_count=None,
-                timeout=300) -> SimResult:
+                timeout=300, defines=None) -> SimResult:
     """Compile `sources` with iverilog (-I include_dir for the vectors' .vh) and replay `vectors_hex`."""
     _need_icarus()
     os.makedirs(build_dir, exist_ok=True)
@@ -57,6 +57,8 @@ def run_vectors(sources, toplevel, vectors_hex, include_dir, build_dir, paramete
     cmd = ["iverilog", "-g2012", "-o", out, "-s", toplevel, "-I", os.fspath(include_dir)]
     for k, v in (parameters or {}).items():
         cmd += ["-P", f"{toplevel}.{k}={v}"]
+    for k, v in (defines or {}).items():
+        cmd += [f"-D{k}={v}"]
     cmd += [os.fspath(s) for s in sources]
     comp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if comp.returncode != 0:
