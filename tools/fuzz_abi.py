@@ -412,8 +412,47 @@ def gen_misc(rng):
     return f"requant_int8({how})", None, lambda: stage.apply(vv), check
 
 
+def gen_kernel(rng):
+    """Every fast kernel (fma_chain*, imatmul*, int lanes, fused adder, ...) forced on a random problem in its
+    domain, with strided operands and shapes across the kernels' tile edges (8 rows, 32-128 columns, 64 k),
+    against the MAC-level kernel of the same unit."""
+    from numsim import kernels as K_
+    u = rand_unit(rng)
+    M, K, N = (int(rng.integers(1, 70)) if rng.random() < 0.5 else int(rng.integers(1, 10)) for _ in range(3))
+    a = rand_codes(rng, u.a_fmt, (M, K))[0]
+    b = rand_codes(rng, u.b_fmt, (K, N))[0]
+    ctx, bad_ctx = unit_ctx(u, rng, K)
+    if bad_ctx:
+        ctx = {}
+    c = None
+    if rng.random() < 0.3 and isinstance(u, CUnit):
+        c = rand_codes(rng, u.acc_fmt, (M, N))[0]
+    nthreads = int(rng.integers(1, 4))
+    ks = [k for k in K_.available(u) if not k.name.endswith(".mac_level")]
+    if not ks:
+        return gen_gemm(rng)
+    k = ks[int(rng.integers(0, len(ks)))]
+    try:
+        p = u.problem(a, b, c=c, nthreads=nthreads, ctx=ctx)
+    except NumsimError:
+        return gen_gemm(rng)
+    if k.domain(u, p) is not None:
+        return gen_gemm(rng)
+    av, how_a = strided_variants(a, rng)
+    bv, how_b = strided_variants(b, rng)
+
+    def check(res):
+        mac = K_.mac_level_gemm(u, a, b, c=c, ctx=ctx, nthreads=1)
+        assert np.array_equal(res.codes, mac.codes), f"kernel {k.name} != MAC level"
+        assert res.overflow_count == mac.overflow_count, f"kernel {k.name} overflow_count != MAC level"
+        if mac.out_codes is not None:
+            assert np.array_equal(res.out_codes, mac.out_codes), f"kernel {k.name} out_codes != MAC level"
+    return (f"{u.name} kernel {k.name}({how_a}, {how_b})", None,
+            lambda: K_.gemm(u, av, bv, c=c, nthreads=nthreads, ctx=ctx, kernel=k.name), check)
+
+
 GENERATORS = [(gen_encode, 3), (gen_decode, 2), (gen_gemm, 4), (gen_dot_step, 3), (gen_matmul, 1), (gen_conv, 1),
-              (gen_misc, 1)]
+              (gen_misc, 1), (gen_kernel, 3)]
 
 
 def run(calls=2000, seed=0, verbose=False):

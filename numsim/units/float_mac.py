@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._ffi import cptr, ffi, lib
-from ..codec import check_codes, decode
+from ..codec import _decode_table, check_codes, decode
 from ..errors import bad
 from ..formats import FloatFormat, IntFormat, get_format
 from ..rounding import OVERFLOW_POLICIES, ROUNDING_MODES, rounding_mode
@@ -258,9 +258,17 @@ class Int4Fp4r4Unit(FloatMacUnit):
 
 
 def odd_phase_result(unit, even: GemmResult) -> GemmResult:
-    """The odd phase's GemmResult from the even-phase datapath's (the exponent trick on every output)."""
+    """The odd phase's GemmResult from the even-phase datapath's (the exponent trick on every output).
+    `even` is consumed: its float64 values buffer is reused for the odd values (peak memory, issue 15)."""
     codes = odd_phase_trick(even.codes, unit.odd_underflow)
-    res = GemmResult(codes=codes, values=decode(codes, unit.acc_fmt), overflow_count=even.overflow_count,
+    ev = even.values
+    if (isinstance(ev, np.ndarray) and ev.dtype == np.float64 and ev.shape == codes.shape
+            and ev.flags.c_contiguous and ev.flags.writeable and codes.size >= 256):
+        values = np.take(_decode_table(get_format(unit.acc_fmt)), codes, out=ev, mode="clip")  # unbuffered: codes are in range
+        even.values = None
+    else:
+        values = decode(codes, unit.acc_fmt)
+    res = GemmResult(codes=codes, values=values, overflow_count=even.overflow_count,
                      info={"even_codes": even.codes, "departures": odd_phase_departures(even.codes, unit.odd_underflow)})
     if "flags" in even.info:      # the accumulator updates' flags (the exponent trick is no update)
         res.info["flags"] = even.info["flags"]
@@ -272,7 +280,7 @@ def odd_phase_result(unit, even: GemmResult) -> GemmResult:
 def odd_phase_trick(fp16_codes, odd_underflow="flush") -> np.ndarray:
     """The odd-phase exponent trick on FP16 codes (C kernel ns_f16_odd_phase)."""
     choice("odd_underflow", odd_underflow, ODD_UNDERFLOW)
-    c = np.ascontiguousarray(check_codes(fp16_codes, "fp16", "fp16_codes").astype(np.uint16))
+    c = np.ascontiguousarray(check_codes(fp16_codes, "fp16", "fp16_codes").astype(np.uint16, copy=False))
     out = np.empty(c.shape, dtype=np.uint16)
     lib.ns_f16_odd_phase_vec(cptr("uint16_t *", c), c.size, ODD_UNDERFLOW[odd_underflow], cptr("uint16_t *", out))
     return out
@@ -286,14 +294,17 @@ def odd_phase_departures(even_codes, odd_underflow="flush"):
     depart (fields >= 2 halve exactly; inf and NaN pass unchanged, as their halves do).
     """
     c = check_codes(even_codes, "fp16", "even_codes")
-    flat = np.ascontiguousarray(c.reshape(-1).astype(np.uint16))
-    trick = odd_phase_trick(flat, odd_underflow)
-    exact = odd_phase_trick(flat, "exact")
+    flat = c.reshape(-1).astype(np.uint16, copy=False)
+    where = np.flatnonzero((flat & 0x7800) == 0)        # exponent fields 0 and 1: the only candidates
+    cand = flat[where]
+    trick = odd_phase_trick(cand, odd_underflow)
+    exact = odd_phase_trick(cand, "exact")
     out = []
-    for i in np.nonzero(trick != exact)[0]:
+    for j in np.nonzero(trick != exact)[0]:
+        i = int(where[j])
         out.append({"index": tuple(int(x) for x in np.unravel_index(int(i), c.shape)),
-                    "even_code": int(flat[i]), "trick_code": int(trick[i]), "exact_code": int(exact[i]),
-                    "trick_value": float(decode(trick[i:i + 1], "fp16")[0]),
-                    "exact_value": float(decode(exact[i:i + 1], "fp16")[0])})
+                    "even_code": int(flat[i]), "trick_code": int(trick[j]), "exact_code": int(exact[j]),
+                    "trick_value": float(decode(trick[j:j + 1], "fp16")[0]),
+                    "exact_value": float(decode(exact[j:j + 1], "fp16")[0])})
     return out
 

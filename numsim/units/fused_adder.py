@@ -187,29 +187,68 @@ def simd_path(unit, a_codes, b_codes, c=None):
     return int(lib.ns_fused_simd_path(c_unit(unit), 0 if c is None else 1, lo, hi))
 
 
+def _fused_panels(M, N, Kp, in_bytes):
+    """(rows, columns) of the output blocks fused_gemm decodes operands for, so that the call's peak stays
+    within 2x its inputs + outputs: the panels (13 bytes an element decoded, <= 2 bytes of arranged codes)
+    share what the output codes (4 bytes an output) and a margin leave. The kernel prepares B per call
+    (build_panels in csrc/hw.c), so B gets whole columns first and A is split into row panels."""
+    io = in_bytes + 12 * M * N
+    per = 15 * max(Kp, 1)
+    budget = max(2 * io - 4 * M * N - io // 4, 32 * per)
+    if per * (M + N) <= budget:
+        return max(M, 1), max(N, 1)
+    cols = N if per * N <= budget * 3 // 4 else max(16, budget * 3 // 4 // per // 16 * 16)
+    rows = max(16, (budget - per * min(cols, N)) // per // 16 * 16)
+    return max(1, min(M, rows)), max(1, min(N, cols))
+
+
+def _arranged(unit, rows, Kp):
+    """Codes of a panel of rows (operand rows along k), zero-padded to Kp and k-permuted as the unit runs them."""
+    R, K = rows.shape
+    if Kp != K:
+        rows = np.concatenate([rows, np.zeros((R, Kp - K), rows.dtype)], axis=1)
+    if unit.k_permutation:
+        perm = np.asarray(unit.k_permutation)
+        rows = rows.reshape(R, Kp // len(perm), len(perm))[:, :, perm].reshape(R, Kp)
+    return np.ascontiguousarray(rows)
+
+
 def fused_gemm(unit, p, level) -> GemmResult:
     """The fused-adder GEMM of a checked problem: level 0 the scalar kernel, 2 AVX-512F (csrc/hw.c);
     both give the same bits."""
     a, b, cc = p.a, p.b, p.c
-    M, N = a.shape[0], b.shape[1]
-    a, bt, Kp = _arrange_k(a, np.ascontiguousarray(b.T), unit.block)
-    if unit.k_permutation:
-        perm = np.asarray(unit.k_permutation)
-        nb = Kp // len(perm)
-        a = a.reshape(M, nb, len(perm))[:, :, perm].reshape(M, Kp)
-        bt = bt.reshape(N, nb, len(perm))[:, :, perm].reshape(N, Kp)
-    A = decode_operands(np.ascontiguousarray(a), unit.a_fmt)
-    B = decode_operands(np.ascontiguousarray(bt), unit.b_fmt)
+    M, K = a.shape
+    N = b.shape[1]
+    Kp = -(-K // unit.block) * unit.block if K else 0     # zero products are neutral: they never set the alignment
     u = c_unit(unit, p.ctx.get("scale_a"), p.ctx.get("scale_b"))
     d = np.empty((M, N), np.uint32)
-    ev = ffi.new("int64_t *")
-    ptrs = [cptr("int32_t *", A[0]), cptr("int32_t *", A[1]), cptr("int32_t *", A[2]), cptr("uint8_t *", A[3]),
-            cptr("int32_t *", B[0]), cptr("int32_t *", B[1]), cptr("int32_t *", B[2]), cptr("uint8_t *", B[3])]
-    st = lib.ns_fused_gemm_simd(u, *ptrs, ffi.NULL if cc is None else cptr("uint32_t *", cc),
-                                cptr("uint32_t *", d), M, N, Kp, p.nthreads, level, ev)
-    if st:
-        raise NumsimError(f"unit: the C kernel rejected {unit.name} (status {st})")
-    res = GemmResult(codes=d, values=d.view(np.float32).astype(np.float64), overflow_count=int(ev[0]))
+    events = 0
+    # The kernel reads decoded operands (13 bytes an element). Decoding them whole would take up to 13x the
+    # codes, so A and B are arranged and decoded per panel of rows / columns and the kernel runs on each output
+    # block; the blocks' bits are the whole GEMM's (every output is its own dot product, in the same k order).
+    mp, np_ = _fused_panels(M, N, Kp, a.nbytes + b.nbytes)
+    for n0 in range(0, N, np_):
+        n1 = min(N, n0 + np_)
+        B = decode_operands(_arranged(unit, b[:, n0:n1].T, Kp), unit.b_fmt)
+        for m0 in range(0, M, mp):
+            m1 = min(M, m0 + mp)
+            A = decode_operands(_arranged(unit, a[m0:m1], Kp), unit.a_fmt)
+            whole = m1 - m0 == M and n1 - n0 == N
+            dblk = d if whole else np.empty((m1 - m0, n1 - n0), np.uint32)
+            cblk = cc if cc is None or whole else np.ascontiguousarray(cc[m0:m1, n0:n1])
+            ev = ffi.new("int64_t *")
+            ptrs = [cptr("int32_t *", A[0]), cptr("int32_t *", A[1]), cptr("int32_t *", A[2]), cptr("uint8_t *", A[3]),
+                    cptr("int32_t *", B[0]), cptr("int32_t *", B[1]), cptr("int32_t *", B[2]), cptr("uint8_t *", B[3])]
+            st = lib.ns_fused_gemm_simd(u, *ptrs, ffi.NULL if cblk is None else cptr("uint32_t *", cblk),
+                                        cptr("uint32_t *", dblk), m1 - m0, n1 - n0, Kp, p.nthreads, level, ev)
+            if st:
+                raise NumsimError(f"unit: the C kernel rejected {unit.name} (status {st})")
+            events += int(ev[0])
+            if not whole:
+                d[m0:m1, n0:n1] = dblk
+            del A
+        del B
+    res = GemmResult(codes=d, values=d.view(np.float32).astype(np.float64), overflow_count=events)
     return count_nonfinite(res, "fp32")
 
 
