@@ -316,6 +316,13 @@ static int32_t encode_any(const void *x, int in_f32, size_t n, const ns_format *
 
 int32_t ns_encode_f64(const double *x, size_t n, const ns_format *f, const ns_encode_opts *o,
                       void *codes, int32_t code_bytes, int64_t *err_index) {
+    /* integer formats: encode_f64.c's per-mode loops give round_pack's bits, or decline */
+    if (ns_encode_f64_int_kernel(x, n, f, o, codes, code_bytes)) return NS_OK;
+    return encode_any(x, 0, n, f, o, codes, code_bytes, err_index);
+}
+
+int32_t ns_encode_f64_generic(const double *x, size_t n, const ns_format *f, const ns_encode_opts *o,
+                              void *codes, int32_t code_bytes, int64_t *err_index) {
     return encode_any(x, 0, n, f, o, codes, code_bytes, err_index);
 }
 

@@ -14,4 +14,6 @@
 #include "ns_verify.h"
 #include "ns_fmachain.h"
 #include "ns_fpops.h"
+#include "ns_gemm_batch.h"
+#include "ns_formats_f64.h"
 #endif

@@ -267,7 +267,20 @@ def matmul(a, b, unit, c=None, nthreads=None, warn=False, output_stage=None) -> 
     overflow = 0
     info = {}
     acc_values = None
-    for idx in np.ndindex(*batch) if batch else [()]:
+    done = None
+    if batch and c_codes is None:
+        from .kernels.batch import imatmul_batch
+
+        done = imatmul_batch(unit, A.reshape((-1, m, k)), B.reshape((-1, k, n)), ctx, nthreads)
+    if done is not None:
+        res, name = done
+        nb = res.codes.shape[0]
+        codes[...] = np.asarray(res.codes).reshape(out_shape)
+        acc_values = np.asarray(res.values, dtype=np.float64).reshape(out_shape)
+        if res.out_codes is not None:
+            out_codes = res.out_codes.reshape(out_shape)
+        info["kernel"] = [name] * nb
+    for idx in (np.ndindex(*batch) if batch else [()]) if done is None else []:
         res = _run_unit(unit, A[idx], B[idx], None if c_codes is None else c_codes[idx], nthreads, ctx)
         if batch:
             codes[idx] = res.codes

@@ -432,3 +432,26 @@ def test_multihead_attention_variants_and_full_transformer(kw):
     out.sum().backward()
     assert not rep.unsimulated()
     assert {"encoder.layers.0.self_attn", "decoder.layers.0.multihead_attn"} <= {r["path"] for r in rep.rows}
+
+
+def test_nonfinite_operand_error_names_the_op():
+    import torch
+
+    import numsim.torch as nt
+    from numsim.errors import NumsimError
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    x = torch.randn(2, 4)
+    x[0, 1] = float("nan")
+    with pytest.raises(NumsimError, match=r"linear at '0' \(weight GEMM\).*non-finite"):
+        with nt.simulate(model, "ops_int8"):
+            model(x)
+    x = torch.randn(2, 4)
+    with nt.simulate(model, "ops_int8"):
+        y = model(x)
+    g = torch.ones_like(y)
+    g[0, 0] = float("inf")
+    with pytest.raises(NumsimError, match=r"linear at '0' \(grad_weight GEMM\).*non-finite"):
+        with nt.simulate(model, "ops_int8"):
+            model(x).backward(g)

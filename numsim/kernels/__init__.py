@@ -61,9 +61,16 @@ def register(kernel: Kernel) -> Kernel:
     return kernel
 
 
+_LOADED = []
+
+
 def _load():
+    # once per process: every GEMM calls this, and importlib's lookup costs more than a small GEMM
+    if _LOADED:
+        return
     for mod in _MODULES:
         importlib.import_module(mod)
+    _LOADED.append(True)
 
 
 def get_kernel(name) -> Kernel:

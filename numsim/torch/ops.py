@@ -167,6 +167,17 @@ def _seed(site, ops_seed):
     return step_seed(ops_seed, site.index, site.backward_calls)
 
 
+@contextlib.contextmanager
+def _naming(site, role):
+    """Errors of a simulated GEMM (a NaN/inf operand, an overflowed accumulator) name the op: its kind,
+    module path and role."""
+    try:
+        yield
+    except NumsimError as e:
+        part = f".{site.part}" if site.part else ""
+        raise NumsimError(f"{site.kind}{part} at '{site.path or '<root>'}' ({role} GEMM): {e}") from None
+
+
 def _lib():
     return _lib_cached()
 
@@ -186,7 +197,8 @@ def _lib_cached():
             an, bn = _float_np(a, "input"), _float_np(b, "weight" if site.role == "weight" else "other")
             spec = site.specs[site.role]
             memo = {}
-            y, unit = op_gemm(an, bn, spec, nthreads=mode.nthreads, what=site.name, memo=memo)
+            with _naming(site, site.role):
+                y, unit = op_gemm(an, bn, spec, nthreads=mode.nthreads, what=site.name, memo=memo)
             site.units[site.role] = _unit_name(unit)
             ctx.site, ctx.mode, ctx.memo = site, mode, memo
             ctx.save_for_backward(a, b)
@@ -206,16 +218,18 @@ def _lib_cached():
             ga = gb = None
             memo = ctx.memo
             if ctx.needs_input_grad[0]:
-                v, u = op_gemm(gn, bn, site.specs[ra], "a", seed, mode.nthreads, f"{site.name} {ra}", memo,
-                               ("g", "b"), (False, True))
+                with _naming(site, ra):
+                    v, u = op_gemm(gn, bn, site.specs[ra], "a", seed, mode.nthreads, f"{site.name} {ra}", memo,
+                                   ("g", "b"), (False, True))
                 site.units[ra] = _unit_name(u)
                 site.role_calls[ra] += 1
                 if u is None:
                     _warn_float(site, ra, "the recipe maps it to 'float'")
                 ga = _to_torch(v, a.dtype)
             if ctx.needs_input_grad[1]:
-                v, u = op_gemm(an, gn, site.specs[rb], "b", seed, mode.nthreads, f"{site.name} {rb}", memo,
-                               ("a", "g"), (True, False))
+                with _naming(site, rb):
+                    v, u = op_gemm(an, gn, site.specs[rb], "b", seed, mode.nthreads, f"{site.name} {rb}", memo,
+                                   ("a", "g"), (True, False))
                 site.units[rb] = _unit_name(u)
                 site.role_calls[rb] += 1
                 if u is None:
@@ -233,7 +247,8 @@ def _lib_cached():
             o, cg, kh, kw = wn.shape
             geom = ConvGeometry(n, c, h, ww, o, kh, kw, *geom_args)
             memo = {}
-            y, unit = op_conv2d_forward(xn, wn, geom, site.specs["weight"], mode.nthreads, memo)
+            with _naming(site, "weight"):
+                y, unit = op_conv2d_forward(xn, wn, geom, site.specs["weight"], mode.nthreads, memo)
             site.units["weight"] = _unit_name(unit)
             ctx.site, ctx.mode, ctx.geom, ctx.geom_args, ctx.memo = site, mode, geom, geom_args, memo
             ctx.save_for_backward(x, w)
@@ -249,8 +264,9 @@ def _lib_cached():
             sdx = site.specs["grad_input"] if ctx.needs_input_grad[0] else None
             sdw = site.specs["grad_weight"] if ctx.needs_input_grad[1] else None
             gn = _float_np(gy.contiguous(), "grad_output")
-            dx, dw, udx, udw = op_conv2d_backward(_float_np(x, "input"), _float_np(w, "weight"), gn, geom, sdx, sdw,
-                                                  seed, mode.nthreads, ctx.memo)
+            with _naming(site, "grad_input / grad_weight"):
+                dx, dw, udx, udw = op_conv2d_backward(_float_np(x, "input"), _float_np(w, "weight"), gn, geom, sdx, sdw,
+                                                      seed, mode.nthreads, ctx.memo)
             stride, padding, dilation, groups = ctx.geom_args
             gx = gw = None
             for role, need in (("grad_input", ctx.needs_input_grad[0]), ("grad_weight", ctx.needs_input_grad[1])):
