@@ -71,13 +71,27 @@ def _finite(x):
 
 
 @triton.jit
+def _bf16_rne(x):
+    """x (fp32, finite or inf) rounded to nearest even into bf16 (held in fp32): the integer rounding of
+    its bits (add 0x7FFF plus the kept LSB, clear the low 16 bits); a NaN stays a NaN."""
+    bits = x.to(tl.int32, bitcast=True)
+    r = ((bits + 0x7FFF + ((bits >> 16) & 1)) & -65536).to(tl.float32, bitcast=True)
+    return tl.where(x != x, x, r)
+
+
+@triton.jit
 def _round_one(p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
-    """(round([p]), overflow event 0/1): one term, no add (keeps -0)."""
-    if ACC_F16:
+    """(round([p]), overflow event 0/1): one term, no add (keeps -0). ACC_F16: 0 fp32, 1 fp16, 2 bf16."""
+    if ACC_F16 == 1:
         r = p.to(tl.float16).to(tl.float32)
         ev = _finite(p) & (tl.abs(r) > 65504.0)
         if SAT:
             r = tl.where(ev, tl.where(p < 0, -65504.0, 65504.0), r)
+    elif ACC_F16 == 2:
+        r = _bf16_rne(p)
+        ev = _finite(p) & (tl.abs(r) > 3.3895313892515355e38)
+        if SAT:
+            r = tl.where(ev, tl.where(p < 0, -3.3895313892515355e38, 3.3895313892515355e38), r)
     else:
         r = p                      # exact in fp32
         ev = (p != p) & (p == p)   # never (all false; the product is exact)
@@ -86,11 +100,11 @@ def _round_one(p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
 
 @triton.jit
 def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
-    """(round(acc + p) into the accumulator (fp32 or fp16 held in fp32), RNE; overflow event 0/1).
+    """(round(acc + p) into the accumulator (fp32, or fp16 / bf16 held in fp32), RNE; overflow event 0/1).
     An event (docs/units.md): finite addends whose RNE result, exponent unbounded, passes max finite:
     exactly where the cast (or the fp32 add) of finite addends gives inf."""
     s = acc + p
-    if ACC_F16:
+    if ACC_F16 != 0:
         # TwoSum: e = (acc + p) - s exactly
         pv = s - acc
         av = s - pv
@@ -101,10 +115,16 @@ def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
         odd = (bits - toward_zero) | 1
         bits = tl.where(fin & (e != 0.0), odd, bits)
         so = bits.to(tl.float32, bitcast=True)
-        r = so.to(tl.float16).to(tl.float32)
-        ev = _finite(so) & (tl.abs(r) > 65504.0)      # so is finite exactly when acc and p are
-        if SAT:
-            r = tl.where(ev, tl.where(so < 0, -65504.0, 65504.0), r)
+        if ACC_F16 == 1:
+            r = so.to(tl.float16).to(tl.float32)
+            ev = _finite(so) & (tl.abs(r) > 65504.0)      # so is finite exactly when acc and p are
+            if SAT:
+                r = tl.where(ev, tl.where(so < 0, -65504.0, 65504.0), r)
+        else:
+            r = _bf16_rne(so)
+            ev = _finite(so) & (tl.abs(r) > 3.3895313892515355e38)
+            if SAT:
+                r = tl.where(ev, tl.where(so < 0, -3.3895313892515355e38, 3.3895313892515355e38), r)
     else:
         r = s
         ev = _finite(acc) & _finite(p) & (tl.abs(s) > 3.4028234663852886e38)
