@@ -14,7 +14,7 @@ Proofs (tests/test_gpu_triton.py checks each against unit.gemm_codes; tools/gpu/
   overflow event happens in the unit, and the residue is the unit's accumulator. A wrapping 32-bit IMMA
   unit needs no bound: it wraps once per instruction modulo 2^32, which is the same residue.
 
-- `float_mac_kernel` (FloatMacUnit, k_step 1, order sequential or chunked, acc fp32 or fp16, RNE):
+- `_round_add` / `_round_one` (FloatMacUnit, k_step 1, RNE; the order walker is triton_exact.unit_kernel):
   operand values decoded exactly to fp32 (checked), each product a*b exact in fp32 (significands
   <= 24 bits together and the product inside fp32's normal range, checked in the domain), so an FMA
   contraction of the product and the add gives the same bits as a mul and an add.
@@ -131,42 +131,3 @@ def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
         if SAT:
             r = tl.where(ev, tl.where(s < 0, -3.4028234663852886e38, 3.4028234663852886e38), s)
     return r, ev.to(tl.int32)
-
-
-@triton.jit
-def float_mac_kernel(at_ptr, b_ptr, c_ptr, d_ptr, ev_ptr, M, N, K, HAS_C: tl.constexpr, ACC_F16: tl.constexpr,
-                     SAT: tl.constexpr, CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
-    # at (K, M) fp32 operand values of A transposed (a column per k is contiguous), b (K, N) fp32,
-    # c/d (M, N) fp32 accumulator values, ev (M, N) int32 overflow events; CHUNK 0 = sequential order
-    rm = tl.program_id(0) * BM + tl.arange(0, BM)
-    rn = tl.program_id(1) * BN + tl.arange(0, BN)
-    mm = rm < M
-    mn = rn < N
-    out = mm[:, None] & mn[None, :]
-    if HAS_C:
-        acc = tl.load(c_ptr + rm[:, None] * N + rn[None, :], mask=out, other=0.0)
-    else:
-        acc = tl.zeros((BM, BN), dtype=tl.float32)
-    events = tl.zeros((BM, BN), dtype=tl.int32)
-    if CHUNK == 0:
-        for k in range(0, K):
-            a = tl.load(at_ptr + k * M + rm, mask=mm, other=0.0)
-            b = tl.load(b_ptr + k * N + rn, mask=mn, other=0.0)
-            acc, ev = _round_add(acc, a[:, None] * b[None, :], ACC_F16, SAT)
-            events += ev
-    else:
-        for k0 in range(0, K, CHUNK):
-            a = tl.load(at_ptr + k0 * M + rm, mask=mm, other=0.0)
-            b = tl.load(b_ptr + k0 * N + rn, mask=mn, other=0.0)
-            part, ev = _round_one(a[:, None] * b[None, :], ACC_F16, SAT)
-            events += ev
-            k1 = tl.minimum(k0 + CHUNK, K)
-            for k in range(k0 + 1, k1):
-                a = tl.load(at_ptr + k * M + rm, mask=mm, other=0.0)
-                b = tl.load(b_ptr + k * N + rn, mask=mn, other=0.0)
-                part, ev = _round_add(part, a[:, None] * b[None, :], ACC_F16, SAT)
-                events += ev
-            acc, ev = _round_add(acc, part, ACC_F16, SAT)
-            events += ev
-    tl.store(d_ptr + rm[:, None] * N + rn[None, :], acc, mask=out)
-    tl.store(ev_ptr + rm[:, None] * N + rn[None, :], events, mask=out)
