@@ -392,6 +392,9 @@ def conv2d(x, w, unit, stride=1, padding=0, dilation=1, groups=1, c=None, nthrea
     """
     warn = _check_warn(warn)
     unit = get_unit(unit)
+    if _on_device(x) or _on_device(w):    # device tensors: im2col and the GEMMs on their device (numsim.gpu)
+        from .gpu.conv import conv2d as gpu_conv2d
+        return gpu_conv2d(x, w, unit, stride, padding, dilation, groups, c)
     mod = _dlpack_module(x) or _dlpack_module(w)
     xf, wf = get_format(unit.a_fmt), get_format(unit.b_fmt)
     x_codes, qx = _as_operand(x, xf, "x")

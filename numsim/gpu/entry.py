@@ -40,6 +40,7 @@ class GpuGemmResult:
     codes: object
     overflow_count: int = 0
     info: dict = field(default_factory=dict)
+    out_codes: object = None       # after the unit's output stage (int8 codes as int64), if it has one
 
 
 # ---- what runs on the GPU --------------------------------------------------------------------
@@ -75,20 +76,20 @@ def _float_operand_reason(fmt, arg):
 
 
 def _float_unit_reason(unit):
+    """None when the fp32-arithmetic kernel (k_step 1, RNE, fp32 / fp16 / bf16 accumulator) gives the
+    unit's bits, else why not."""
     from ..units.float_mac import FloatMacUnit, _sig_bits
 
     if unit.k_step != 1:
-        return "k_step > 1 (fused groups) has no GPU kernel yet"
-    if unit.order not in ("sequential", "chunked"):
-        return f"order {unit.order!r} has no GPU kernel yet (sequential and chunked do)"
+        return "k_step > 1 (fused groups) needs the int64 kernel"
     if unit.inner_bits is not None:
         return "an inner adder (inner_bits) has no GPU kernel yet"
     if unit.acc_rounding != "nearest_even":
-        return f"acc_rounding {unit.acc_rounding!r} has no GPU kernel yet (nearest_even does)"
+        return f"acc_rounding {unit.acc_rounding!r} needs the int64 kernel"
     if unit.acc_overflow not in ("to_inf", "saturate"):
         return f"acc_overflow {unit.acc_overflow!r}: an overflow error is raised by the CPU kernels only"
-    if not (_is_fmt(unit.acc_fmt, 16, 5, 10) or _is_fmt(unit.acc_fmt, 32, 8, 23)):
-        return f"accumulator {unit.acc_fmt}: the GPU kernels hold fp16 or fp32 accumulators"
+    if not (_is_fmt(unit.acc_fmt, 16, 5, 10) or _is_fmt(unit.acc_fmt, 32, 8, 23) or _is_fmt(unit.acc_fmt, 16, 8, 7)):
+        return f"accumulator {unit.acc_fmt}: the fp32-arithmetic kernel holds fp16, bf16 or fp32 accumulators"
     for fmt, arg in ((unit.a_fmt, "a_fmt"), (unit.b_fmt, "b_fmt")):
         r = _float_operand_reason(fmt, arg)
         if r:
@@ -105,27 +106,49 @@ def _float_unit_reason(unit):
     return None
 
 
+def _float_int64_reason(unit):
+    """None when the int64-lane kernel gives the unit's bits (exact sums below 2^62), else why not."""
+    if unit.inner_bits is not None:
+        return "an inner adder (inner_bits) has no GPU kernel yet"
+    if unit.acc_overflow not in ("to_inf", "saturate"):
+        return f"acc_overflow {unit.acc_overflow!r}: an overflow error is raised by the CPU kernels only"
+    if unit._c_a_fmt.bits > 16 or unit._c_b_fmt.bits > 16:
+        return "operand formats of more than 16 bits (no decode table)"
+    if unit.span_bits > 62:
+        return f"exact sums span {unit.span_bits} bits (the int64 kernel holds 62)"
+    return None
+
+
 def _kernel_for(unit):
     """(kernel name, None) for the unit's GPU kernel, or (None, reason)."""
-    from ..units.float_mac import FloatMacUnit
+    from ..units.float_mac import FloatMacUnit, Int4Fp4r4Unit
+    from ..units.fused_adder import FusedDotUnit
     from ..units.int_mac import IntMacUnit
     from ..units.int_mma import IntMMAUnit
+    from ..units.sample_shift import SampleShiftUnit
 
     if type(unit) is IntMMAUnit:
         if not (_fits_int8(unit.a_fmt) and _fits_int8(unit.b_fmt)):
             return None, "operands whose values do not fit int8 lanes"
         return "gpu.int_mma.int8_dot", None
     if type(unit) is IntMacUnit:
-        if unit.output_stage is not None:
-            return None, "an output stage has no GPU kernel yet"
-        if not (_fits_int8(unit.a_fmt) and _fits_int8(unit.b_fmt)):
-            return None, "operands whose values do not fit int8 lanes"
-        return "gpu.int_mac.int8_dot", None
-    if type(unit) is FloatMacUnit:
-        r = _float_unit_reason(unit)
-        if r:
-            return None, r
-        return "gpu.float_mac.ordered", None
+        if _table(unit.a_fmt) is None or _table(unit.b_fmt) is None:
+            return None, "operand formats of more than 16 bits"
+        return "gpu.int_mac.int8_dot", None          # int64 lanes outside the int8 dot's domain
+    if type(unit) is SampleShiftUnit:
+        if _table(unit.a_fmt) is None or _table(unit.b_fmt) is None:
+            return None, "operand formats of more than 16 bits"
+        return "gpu.sample_shift.int64", None
+    if type(unit) is FusedDotUnit:
+        return "gpu.fused_dot.int64", None
+    if type(unit) in (FloatMacUnit, Int4Fp4r4Unit):
+        r = _float_unit_reason(unit) if type(unit) is FloatMacUnit else "radix-4 operands"
+        if r is None:
+            return "gpu.float_mac.ordered", None
+        r2 = _float_int64_reason(unit)
+        if r2 is None:
+            return "gpu.float_mac.int64", None
+        return None, f"{r}; {r2}"
     return None, f"{type(unit).__name__} has no GPU kernel yet"
 
 
@@ -206,6 +229,8 @@ def _int_gemm(unit, a, b, cc, shift, name):
     ta = torch.tensor(_table(unit.a_fmt), device=dev).to(torch.int64)
     tb = torch.tensor(_table(unit.b_fmt), device=dev).to(torch.int64)
     acc_bits = unit.acc_fmt.bits
+    if not (_fits_int8(unit.a_fmt) and _fits_int8(unit.b_fmt)):
+        return None, "operands whose values do not fit int8 lanes"
     cv = None
     if cc is not None:   # accumulator codes -> two's-complement values
         cv = torch.where(cc >= 2 ** (acc_bits - 1), cc - 2**acc_bits, cc)
@@ -244,56 +269,6 @@ def _int_gemm(unit, a, b, cc, shift, name):
     return codes, None
 
 
-def _float_gemm(unit, a, b, cc):
-    torch = _torch()
-    M, K = a.shape
-    N = b.shape[1]
-    dev = a.device
-    acc = unit.acc_fmt
-    f16 = acc.bits == 16
-    At = _values(_table(unit.a_fmt), a, torch.float32).t().contiguous()
-    B = _values(_table(unit.b_fmt), b, torch.float32).contiguous()
-    cvals = None
-    if cc is not None:
-        if f16:
-            cvals = _values(_table(acc), cc, torch.float32)
-        else:
-            cvals = torch.where(cc >= 2**31, cc - 2**32, cc).to(torch.int32).view(torch.float32)
-        cvals = cvals.contiguous()
-    d = torch.empty((M, N), dtype=torch.float32, device=dev)
-    ev = torch.zeros((M, N), dtype=torch.int32, device=dev)
-    kern = _kernels()
-    bm, bn = (16, 16) if _interpreting(dev) else (64, 64)
-    grid = (-(-M // bm), -(-N // bn))
-    chunk = unit.chunk if unit.order == "chunked" else 0
-    if M and N:
-        kern.float_mac_kernel[grid](At, B, d if cvals is None else cvals, d, ev, M, N, K, HAS_C=cvals is not None,
-                                    ACC_F16=f16, SAT=unit.acc_overflow == "saturate", CHUNK=chunk, BM=bm, BN=bn)
-    if f16:
-        codes = d.to(torch.float16).view(torch.int16).to(torch.int64) & 0xFFFF
-    else:
-        codes = d.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    # NaN codes as the unit makes them: the quieted initial accumulator when it is a NaN, else the
-    # format's default NaN (csrc/units.c: scan_acc / resolve_specials)
-    nan = torch.isnan(d)
-    if bool(nan.any()):
-        default = _default_nan(unit)
-        fill = torch.full_like(codes, default)
-        if cc is not None:
-            quiet = cc | (1 << (acc.man_bits - 1))
-            c_nan = torch.isnan(cvals)
-            fill = torch.where(c_nan, quiet, fill)
-        codes = torch.where(nan, fill, codes)
-    # the CPU kernels' counts: overflow events, and outputs whose code is inf or NaN (info["nonfinite"])
-    return codes, int(ev.to(torch.int64).sum()), int((~torch.isfinite(d)).sum())
-
-
-def _default_nan(unit):
-    """The format's default NaN of csrc/units.c (f_default_nan): sign set, exponent all ones, quiet bit."""
-    f = unit.acc_fmt
-    return (1 << (f.bits - 1)) | (((1 << f.exp_bits) - 1) << f.man_bits) | (1 << (f.man_bits - 1))
-
-
 def gemm_codes(unit, a_codes, b_codes, c=None, fallback=True, **ctx) -> GpuGemmResult:
     """unit's GEMM on torch tensors of codes, on their device (cuda; cpu under TRITON_INTERPRET=1).
 
@@ -313,31 +288,69 @@ def gemm_codes(unit, a_codes, b_codes, c=None, fallback=True, **ctx) -> GpuGemmR
     M, K = a.shape
     N = b.shape[1]
     cc = _acc_input(unit, c, M, N, a.device)
+    from ..units.fused_adder import FusedDotUnit
     from ..units.int_mac import IntMacUnit
+    from ..units.sample_shift import SampleShiftUnit
 
-    extra = set(ctx) - ({"align_shift"} if type(unit) is IntMacUnit else set())
+    allowed = {IntMacUnit: {"align_shift"}, SampleShiftUnit: {"sample_shift"},
+               FusedDotUnit: {"scale_a", "scale_b"}}.get(type(unit), set())
+    extra = set(ctx) - allowed
     name, reason = _kernel_for(unit)
     if getattr(unit, "count_flags", False):        # the GPU kernels count no IEEE flags: the CPU's MAC level does
         name, reason = None, "the unit counts IEEE flags (count_flags=True); the CPU's MAC-level kernel counts them"
     if extra:
         name, reason = None, f"context {sorted(extra)} has no GPU kernel"
     shift = None
-    if name and "align_shift" in ctx:
-        shift = torch.as_tensor(np.asarray(ctx["align_shift"], dtype=np.int64))
+    key = "align_shift" if type(unit) is IntMacUnit else "sample_shift" if type(unit) is SampleShiftUnit else None
+    if name and key and ctx.get(key) is not None:
+        shift = torch.as_tensor(np.asarray(ctx[key]), device="cpu").to(torch.int64)
+        lo, hi = unit._ctx_range
         if tuple(shift.shape) != (K,):
-            raise bad("align_shift", f"shape ({K},)", f"shape {tuple(shift.shape)}")
+            raise bad(key, f"shape ({K},)", f"shape {tuple(shift.shape)}")
+        if K and (int(shift.min()) < lo or int(shift.max()) > hi):
+            raise bad(key, f"values in [{lo}, {hi}]", f"values in [{int(shift.min())}, {int(shift.max())}]")
+    if name and type(unit) is SampleShiftUnit and shift is None:
+        raise bad("sample_shift", f"a shift per sample (shape ({K},)) in [0, 4]", "None")
     codes = None
     if name and K == 0:
         name, reason = None, "K = 0"
+    events, info = 0, {"kernel": name}
+    from . import drivers
+
+    def tab(fmt, x, dtype):
+        return _values(_table(fmt), x, dtype)
+
     if name and name.startswith("gpu.int"):
         codes, reason = _int_gemm(unit, a, b, cc, shift, name)
+        if codes is None and type(unit) is IntMacUnit:
+            r = drivers.int_lanes(unit, a, b, cc, shift, tab)
+            if r is not None:
+                codes, events = r
+                name = info["kernel"] = "gpu.int_mac.int64"
+            else:
+                reason = "an overflow under the 'error' policy (the CPU kernels raise it)"
         if codes is None:
             name = None
-    events, info = 0, {"kernel": name}
-    if name and name.startswith("gpu.float"):
-        codes, events, info["nonfinite"] = _float_gemm(unit, a, b, cc)
+    elif name == "gpu.sample_shift.int64":
+        r = drivers.sample_shift(unit, a, b, cc, shift, tab)
+        if r is None:
+            name, reason = None, "an overflow under the 'error' policy (the CPU kernels raise it)"
+        else:
+            codes, events = r
+    elif name == "gpu.float_mac.ordered":
+        codes, events, info["nonfinite"] = drivers.float_ordered(unit, a, b, cc, tab)
+    elif name == "gpu.float_mac.int64":
+        codes, events, info["nonfinite"] = drivers.float_int64(unit, a, b, cc, tab)
+    elif name == "gpu.fused_dot.int64":
+        sa, sb = ctx.get("scale_a"), ctx.get("scale_b")
+        codes, events = drivers.fused_dot(unit, a, b, cc, sa, sb)
+        info["nonfinite"] = int((((codes >> 23) & 0xFF) == 0xFF).sum())
     if codes is not None:
-        return GpuGemmResult(codes=codes, overflow_count=events, info=info)
+        out = None
+        stage = getattr(unit, "output_stage", None)
+        if stage is not None:
+            out = drivers.requant_int8(stage, codes)
+        return GpuGemmResult(codes=codes, overflow_count=events, info=info, out_codes=out)
     if not fallback:
         raise NumsimError(f"numsim.gpu: no GPU kernel for {unit.name} here: {reason}")
     r = unit.gemm_codes(a.cpu().numpy().astype(np.uint32), b.cpu().numpy().astype(np.uint32),
@@ -345,7 +358,8 @@ def gemm_codes(unit, a_codes, b_codes, c=None, fallback=True, **ctx) -> GpuGemmR
     out = torch.from_numpy(np.asarray(r.codes).astype(np.int64)).to(a.device)
     info = dict(r.info or {})
     info["fallback"] = reason
-    return GpuGemmResult(codes=out, overflow_count=int(r.overflow_count), info=info)
+    oc = None if r.out_codes is None else torch.from_numpy(np.asarray(r.out_codes).astype(np.int64)).to(a.device)
+    return GpuGemmResult(codes=out, overflow_count=int(r.overflow_count), info=info, out_codes=oc)
 
 
 def _signed(codes, bits):

@@ -14,7 +14,7 @@ Proofs (tests/test_gpu_triton.py checks each against unit.gemm_codes; tools/gpu/
   overflow event happens in the unit, and the residue is the unit's accumulator. A wrapping 32-bit IMMA
   unit needs no bound: it wraps once per instruction modulo 2^32, which is the same residue.
 
-- `float_mac_kernel` (FloatMacUnit, k_step 1, order sequential or chunked, acc fp32 or fp16, RNE):
+- `_round_add` / `_round_one` (FloatMacUnit, k_step 1, RNE; the order walker is triton_exact.unit_kernel):
   operand values decoded exactly to fp32 (checked), each product a*b exact in fp32 (significands
   <= 24 bits together and the product inside fp32's normal range, checked in the domain), so an FMA
   contraction of the product and the add gives the same bits as a mul and an add.
@@ -71,13 +71,27 @@ def _finite(x):
 
 
 @triton.jit
+def _bf16_rne(x):
+    """x (fp32, finite or inf) rounded to nearest even into bf16 (held in fp32): the integer rounding of
+    its bits (add 0x7FFF plus the kept LSB, clear the low 16 bits); a NaN stays a NaN."""
+    bits = x.to(tl.int32, bitcast=True)
+    r = ((bits + 0x7FFF + ((bits >> 16) & 1)) & -65536).to(tl.float32, bitcast=True)
+    return tl.where(x != x, x, r)
+
+
+@triton.jit
 def _round_one(p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
-    """(round([p]), overflow event 0/1): one term, no add (keeps -0)."""
-    if ACC_F16:
+    """(round([p]), overflow event 0/1): one term, no add (keeps -0). ACC_F16: 0 fp32, 1 fp16, 2 bf16."""
+    if ACC_F16 == 1:
         r = p.to(tl.float16).to(tl.float32)
         ev = _finite(p) & (tl.abs(r) > 65504.0)
         if SAT:
             r = tl.where(ev, tl.where(p < 0, -65504.0, 65504.0), r)
+    elif ACC_F16 == 2:
+        r = _bf16_rne(p)
+        ev = _finite(p) & (tl.abs(r) > 3.3895313892515355e38)
+        if SAT:
+            r = tl.where(ev, tl.where(p < 0, -3.3895313892515355e38, 3.3895313892515355e38), r)
     else:
         r = p                      # exact in fp32
         ev = (p != p) & (p == p)   # never (all false; the product is exact)
@@ -86,11 +100,11 @@ def _round_one(p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
 
 @triton.jit
 def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
-    """(round(acc + p) into the accumulator (fp32 or fp16 held in fp32), RNE; overflow event 0/1).
+    """(round(acc + p) into the accumulator (fp32, or fp16 / bf16 held in fp32), RNE; overflow event 0/1).
     An event (docs/units.md): finite addends whose RNE result, exponent unbounded, passes max finite:
     exactly where the cast (or the fp32 add) of finite addends gives inf."""
     s = acc + p
-    if ACC_F16:
+    if ACC_F16 != 0:
         # TwoSum: e = (acc + p) - s exactly
         pv = s - acc
         av = s - pv
@@ -101,52 +115,19 @@ def _round_add(acc, p, ACC_F16: tl.constexpr, SAT: tl.constexpr):
         odd = (bits - toward_zero) | 1
         bits = tl.where(fin & (e != 0.0), odd, bits)
         so = bits.to(tl.float32, bitcast=True)
-        r = so.to(tl.float16).to(tl.float32)
-        ev = _finite(so) & (tl.abs(r) > 65504.0)      # so is finite exactly when acc and p are
-        if SAT:
-            r = tl.where(ev, tl.where(so < 0, -65504.0, 65504.0), r)
+        if ACC_F16 == 1:
+            r = so.to(tl.float16).to(tl.float32)
+            ev = _finite(so) & (tl.abs(r) > 65504.0)      # so is finite exactly when acc and p are
+            if SAT:
+                r = tl.where(ev, tl.where(so < 0, -65504.0, 65504.0), r)
+        else:
+            r = _bf16_rne(so)
+            ev = _finite(so) & (tl.abs(r) > 3.3895313892515355e38)
+            if SAT:
+                r = tl.where(ev, tl.where(so < 0, -3.3895313892515355e38, 3.3895313892515355e38), r)
     else:
         r = s
         ev = _finite(acc) & _finite(p) & (tl.abs(s) > 3.4028234663852886e38)
         if SAT:
             r = tl.where(ev, tl.where(s < 0, -3.4028234663852886e38, 3.4028234663852886e38), s)
     return r, ev.to(tl.int32)
-
-
-@triton.jit
-def float_mac_kernel(at_ptr, b_ptr, c_ptr, d_ptr, ev_ptr, M, N, K, HAS_C: tl.constexpr, ACC_F16: tl.constexpr,
-                     SAT: tl.constexpr, CHUNK: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
-    # at (K, M) fp32 operand values of A transposed (a column per k is contiguous), b (K, N) fp32,
-    # c/d (M, N) fp32 accumulator values, ev (M, N) int32 overflow events; CHUNK 0 = sequential order
-    rm = tl.program_id(0) * BM + tl.arange(0, BM)
-    rn = tl.program_id(1) * BN + tl.arange(0, BN)
-    mm = rm < M
-    mn = rn < N
-    out = mm[:, None] & mn[None, :]
-    if HAS_C:
-        acc = tl.load(c_ptr + rm[:, None] * N + rn[None, :], mask=out, other=0.0)
-    else:
-        acc = tl.zeros((BM, BN), dtype=tl.float32)
-    events = tl.zeros((BM, BN), dtype=tl.int32)
-    if CHUNK == 0:
-        for k in range(0, K):
-            a = tl.load(at_ptr + k * M + rm, mask=mm, other=0.0)
-            b = tl.load(b_ptr + k * N + rn, mask=mn, other=0.0)
-            acc, ev = _round_add(acc, a[:, None] * b[None, :], ACC_F16, SAT)
-            events += ev
-    else:
-        for k0 in range(0, K, CHUNK):
-            a = tl.load(at_ptr + k0 * M + rm, mask=mm, other=0.0)
-            b = tl.load(b_ptr + k0 * N + rn, mask=mn, other=0.0)
-            part, ev = _round_one(a[:, None] * b[None, :], ACC_F16, SAT)
-            events += ev
-            k1 = tl.minimum(k0 + CHUNK, K)
-            for k in range(k0 + 1, k1):
-                a = tl.load(at_ptr + k * M + rm, mask=mm, other=0.0)
-                b = tl.load(b_ptr + k * N + rn, mask=mn, other=0.0)
-                part, ev = _round_add(part, a[:, None] * b[None, :], ACC_F16, SAT)
-                events += ev
-            acc, ev = _round_add(acc, part, ACC_F16, SAT)
-            events += ev
-    tl.store(d_ptr + rm[:, None] * N + rn[None, :], acc, mask=out)
-    tl.store(ev_ptr + rm[:, None] * N + rn[None, :], events, mask=out)

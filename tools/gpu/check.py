@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import numsim  # noqa: E402
 from numsim import gpu  # noqa: E402
 from numsim.gpu.inputs import accumulators, operands  # noqa: E402
-from numsim.units import FloatMacUnit  # noqa: E402
+from numsim.units import FloatMacUnit, Int4Fp4r4Unit, IntMacUnit, SampleShiftUnit  # noqa: E402
 
 # the shared recordings: beside the checkout (../shared), inside it (shared/), or --data
 DATA_DIRS = [os.path.join(ROOT, "..", "shared", "data", "h100"), os.path.join(ROOT, "shared", "data", "h100")]
@@ -46,8 +46,18 @@ VARIANTS = [
     FloatMacUnit(name="fp16_fp32_seq", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp32", order="sequential"),
     FloatMacUnit(name="fp8_fp16_sat", acc_overflow="saturate"),
     FloatMacUnit(name="e5m2_fp16_chunk7", a_fmt="fp8_e5m2", b_fmt="fp8_e5m2", acc_fmt="fp16", chunk=7),
+    FloatMacUnit(name="fp16_fp32_pairwise", a_fmt="fp16", b_fmt="fp16", acc_fmt="fp32", order="pairwise"),
+    FloatMacUnit(name="fp8_bf16_seq", acc_fmt="bf16", order="sequential"),
+    FloatMacUnit(name="fp8_fp16_k4_pw_rz", k_step=4, order="pairwise", acc_rounding="toward_zero"),
+    Int4Fp4r4Unit(name="int4_fp4r4_fp16_odd", phase="odd"),
+    Int4Fp4r4Unit(name="int4_fp4r4_fp16_odd_exact", phase="odd", odd_underflow="exact", order="pairwise"),
+    IntMacUnit(name="int8_sat_pairwise", a_fmt="int8", b_fmt="int8", widen_overflow="saturate", acc_bits=20,
+               acc_overflow="saturate", order="pairwise"),
+    SampleShiftUnit(name="sample_shift_per_shift_right", grouping="per_shift", shift_direction="right",
+                    shift_rounding="nearest_even"),
 ]
-BENCH = ["h100_imma_s8", "h100_imma_s4", "int4_int32", "fp16_fp32", "fp8_fp16", "fp16_fp16_seq"]
+BENCH = ["h100_imma_s8", "h100_imma_s4", "int4_int32", "fp16_fp32", "fp8_fp16", "fp16_fp16_seq", "int4_fp4r4_fp16",
+         "int4_fp4r4_fp16_odd", "h100_hmma_f16", "h100_cublas_e4m3"]
 
 
 def sync():
@@ -59,12 +69,12 @@ def t(x, dev):
     return torch.from_numpy(np.asarray(x).astype(np.int64)).to(dev)
 
 
-def compare(unit, a, b, c, got, rows=None):
+def compare(unit, a, b, c, got, rows=None, **ctx):
     """Mismatching outputs of got (numpy (M, N) or (len(rows), N)) against the CPU kernels."""
     if rows is not None:
         a = a[rows]
         c = None if c is None else c[rows]
-    ref = unit.gemm_codes(a, b, c=c)
+    ref = unit.gemm_codes(a, b, c=c, **ctx)
     want = np.asarray(ref.codes).astype(np.int64)
     return int((got != want).sum()), want.size, ref.overflow_count
 
@@ -93,16 +103,19 @@ def suite(dev, tiny, rng, deadline):
             if time.time() > deadline:
                 break
             M, K, N = shape
-            a, b = operands(u, M, K, N, rng)
+            a, b = operands(u, M, K, N, rng, edge=0.2 if K < 100 else 0.001)
+            ctx = {}
+            if isinstance(u, SampleShiftUnit):
+                ctx["sample_shift"] = rng.integers(0, 5, K)
             for c in (None, accumulators(u, M, N, rng)):
-                r = gpu.gemm_codes(u, t(a, dev), t(b, dev), c=None if c is None else t(c, dev))
+                r = gpu.gemm_codes(u, t(a, dev), t(b, dev), c=None if c is None else t(c, dev), **ctx)
                 kernels.add(r.info.get("kernel") if "fallback" not in r.info else "cpu fallback")
                 got = r.codes.cpu().numpy()
                 sel = None
                 if M > 16:
                     sel = np.sort(rng.choice(M, 16, replace=False))
                     got = got[sel]
-                n_bad, n, events = compare(u, a, b, c, got, sel)
+                n_bad, n, events = compare(u, a, b, c, got, sel, **ctx)
                 if sel is None and events != r.overflow_count:    # overflow events counted alike
                     print(f"events {u.name} {shape}: GPU {r.overflow_count}, CPU {events}", flush=True)
                     n_bad += 1
@@ -115,36 +128,21 @@ def suite(dev, tiny, rng, deadline):
 
 
 def replay(dev, tiny, data):
-    from numsim.verify.recordings import _operand_codes, _tile_groups
+    """Every recording file's tiles through the GPU kernels (tiny: one tile per input family)."""
+    from numsim.gpu.replay import FILES, replay_gpu
 
     dirs = [data] if data else DATA_DIRS
-    paths = [os.path.join(d, "int_h100.npz") for d in dirs if os.path.exists(os.path.join(d, "int_h100.npz"))]
-    if not paths:
-        print(f"replay: int_h100.npz not found in {dirs}", flush=True)
-        return [("int_h100.npz", "not found", 0, 1, 0, 0)]
-    path = paths[0]
-    z = np.load(path)
     rows = []
-    for g in _tile_groups(z, path):
-        u = numsim.get_unit(g["unit"])
-        T = g["A"].shape[0]
-        tiles = range(0, T, max(1, T // 6)) if tiny else range(T)
-        ok = total = on_gpu = 0
-        for i in tiles:
-            a = _operand_codes(g["A"][i], g["fmt"])
-            b = _operand_codes(g["B"][i], g["fmt"])
-            c = g["C"][i].astype(np.int32).view(np.uint32)
-            r = gpu.gemm_codes(u, t(a, dev), t(b, dev), c=t(c, dev))
-            on_gpu += "fallback" not in r.info
-            got = r.codes.cpu().numpy().astype(np.uint32)
-            want = g["D"][i].astype(np.int32).view(np.uint32)
-            ok += int((got == want).sum())
-            total += want.size
-        rows.append((g["label"], u.name, ok, total, on_gpu, len(tiles)))
-        print(f"replay {g['label']:8s} {u.name:18s} {ok}/{total} outputs match the H100; {on_gpu}/{len(tiles)} "
-              f"tiles on the GPU kernel", flush=True)
-    for f in ("tc_h100_f16.npz", "tc_h100_bf16.npz", "tc_h100_e4m3.npz", "cublas_h100.npz"):
-        print(f"replay {f}: fused-adder presets have no GPU kernel yet (not replayed)", flush=True)
+    for f in FILES:
+        paths = [os.path.join(d, f) for d in dirs if os.path.exists(os.path.join(d, f))]
+        if not paths:
+            print(f"replay: {f} not found in {dirs}", flush=True)
+            rows.append((f, "not found", 0, 1, 0, 0))
+            continue
+        for fname, label, name, ok, total, on_gpu, n in replay_gpu(paths[0], dev, 1 if tiny else None):
+            rows.append((f"{fname.split('.')[0]}:{label}", name, ok, total, on_gpu, n))
+            print(f"replay {fname:18s} {label:9s} {name:18s} {ok}/{total} outputs match the H100; "
+                  f"{on_gpu}/{n} tiles on the GPU kernel", flush=True)
     return rows
 
 
@@ -175,10 +173,10 @@ def bench(dev, tiny, rng, deadline):
             rows.append((name, "-", None, None, "skipped: out of time"))
             continue
         a, b = operands(u, n, n, n, rng, edge=0.0)
-        if u.acc_fmt.kind == "float":   # finite operands of moderate size: a realistic accumulation
+        if u.acc_fmt.kind == "float" and getattr(u.a_fmt, "kind", "") == "float":   # finite operands of moderate size: a realistic accumulation
             va = numsim.decode(a, u.a_fmt)
             a[~np.isfinite(va) | (np.abs(va) > 4)] = 0
-            vb = numsim.decode(b, u.b_fmt)
+            vb = numsim.decode(b, getattr(u, "_c_b_fmt", u.b_fmt))
             b[~np.isfinite(vb) | (np.abs(vb) > 4)] = 0
         A, B = t(a, dev), t(b, dev)
         gpu.gemm_codes(u, A[:256, :256], B[:256, :256])          # compile (same specialisation)
@@ -223,7 +221,7 @@ def main():
     for name, k, bad, total in bits:
         print(f"{name:24s} {k:34s} {('%d/%d ok' % (total - bad, total)) if not bad else '%d DIFFER' % bad:>14s}")
     for label, name, ok, total, on_gpu, n in reps:
-        print(f"{'H100 ' + label:24s} {name:24s} {ok:>6d}/{total:<7d} ({on_gpu}/{n} tiles on GPU)")
+        print(f"{'H100 ' + label:34s} {name:18s} {ok:>7d}/{total:<7d} ({on_gpu}/{n} tiles on GPU)")
     if ref:
         print(f"torch._int_mm int8 {ref['int']:.0f} GMAC/s, torch.matmul fp16 {ref['fp']:.0f} GMAC/s ({n_str(tiny)})")
     print(f"{'bench ' + n_str(tiny):24s} {'kernel':34s} {'GMAC/s':>10s} {'x torch':>8s}  bits")
