@@ -227,6 +227,12 @@ def matmul(a, b, unit, c=None, nthreads=None, warn=False) -> MatmulResult:
     """
     warn = _check_warn(warn)
     unit = get_unit(unit)
+    from .block.tensor import BlockTensor
+
+    if isinstance(a, BlockTensor) or isinstance(b, BlockTensor):     # block-scaled operands (issue 17)
+        from .block.gemm import block_matmul
+
+        return block_matmul(a, b, unit, c=c, nthreads=nthreads)
     if _on_device(a) or _on_device(b):    # device tensors compute on their device (lazy: needs triton)
         from .gpu import matmul as gpu_matmul
 
