@@ -432,6 +432,10 @@ class BlockDotUnit(Unit):
         b = np.asarray(b).ravel()
         if len(a) != len(b) or (self.k_step is not None and len(a) > self.k_step):
             raise bad("a, b", f"equal lengths <= k_step={self.k_step}", (len(a), len(b)))
+        if state is not None and (isinstance(state, (bool, np.bool_)) or not isinstance(state, (int, np.integer))
+                                  or not 0 <= int(state) < 2 ** self.acc_fmt.bits):
+            raise bad("state", f"a {self.acc_fmt.name} accumulator code in [0, 2^{self.acc_fmt.bits}) or None",
+                      repr(state))
         c = None if state is None else np.array([[int(state)]], dtype=self.acc_fmt.dtype)
         return self.dot(a, b, c=c, **ctx).code
 
