@@ -235,6 +235,12 @@ def matmul(a, b, unit, c=None, nthreads=None, warn=False, output_stage=None) -> 
     unit = get_unit(unit)
     if output_stage is not None:
         _check_runtime_stage(output_stage, unit)
+    from .block.tensor import BlockTensor
+
+    if isinstance(a, BlockTensor) or isinstance(b, BlockTensor):     # block-scaled operands (issue 17)
+        from .block.gemm import block_matmul
+
+        return block_matmul(a, b, unit, c=c, nthreads=nthreads)
     if _on_device(a) or _on_device(b):    # device tensors compute on their device (lazy: needs triton)
         from .gpu import matmul as gpu_matmul
 
