@@ -19,7 +19,8 @@ __attribute__((target("avx512f,avx512dq"),noinline)) static void run(const float
   for(int r=0;r<4;r++)for(int v=0;v<3;v++)_mm512_storeu_si512(out+(r*3+v)*16,S[r][v]);
 }
 int main(){ float *a=malloc(4*256*4),*b=malloc(48*256*4); int32_t out[192];
- for(int i=0;i<1024;i++)a[i]=1.0f+i%7; for(int i=0;i<48*256;i++)b[i]=1.0f+i%5;
+ for(int i=0;i<1024;i++) a[i]=1.0f+i%7;
+ for(int i=0;i<48*256;i++) b[i]=1.0f+i%5;
  long K=20000000; struct timespec t0,t1; double best=1e9;
  for(int rep=0;rep<5;rep++){clock_gettime(CLOCK_THREAD_CPUTIME_ID,&t0); run(a,b,K,out); clock_gettime(CLOCK_THREAD_CPUTIME_ID,&t1);
  double s=(t1.tv_sec-t0.tv_sec)+1e-9*(t1.tv_nsec-t0.tv_nsec); if(s<best)best=s;}
