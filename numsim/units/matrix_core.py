@@ -157,7 +157,7 @@ def _terms(unit, codes, fmt):
     mag[sub] >>= emin - exp[sub]
     exp[sub] = emin
     exp[cls == _CLS_ZERO] = unit.zero_exponent
-    return mag, neg & 1, exp, cls, f.man_bits
+    return mag, neg & 1, exp, cls, f.man_bits, f.bias
 
 
 def _acc_terms(unit, c):
@@ -247,24 +247,28 @@ def _f32(x):
     return x.astype(np.float32)
 
 
-def _flush(x, keep_sign):
-    """CDNA2: |x| < 2^-126 becomes a zero (of x's sign when keep_sign, else +0)."""
-    tiny = np.abs(x) < np.float32(2.0 ** -126)
+def _flush(x, keep_sign, emin=-126):
+    """CDNA2's flush: |x| < 2^emin becomes a zero (of x's sign when keep_sign, else +0; -0 included)."""
+    tiny = np.abs(x) < np.float32(2.0 ** emin)
     return np.where(tiny, np.copysign(np.float32(0), x) if keep_sign else np.float32(0), x).astype(np.float32)
 
 
 def _pairwise_step(u, a, b, c, events):
-    """fp32 products (each rounded: fmaf(a, b, +0), so -0 becomes +0), a binary tree of fp32 RNE
-    adds, then c + the group sum. numpy's float32 ops are IEEE single operations here (one rounding
-    each, no FTZ), which is the datapath's definition; the Fraction reference checks them."""
+    """Each product is fmaf(a, b, +0): the exact product rounded once to fp32 (a zero product is +0,
+    an underflowing one keeps its sign); a binary tree of fp32 RNE adds (left half first when odd);
+    then c + the group sum. numpy's float32 multiply and add are single IEEE operations (one RNE
+    rounding each, no flush-to-zero), the datapath's definition; numsim/reference/mfma.py checks them."""
     av = _values(a)
     bv = _values(b)
     cv = c.view(np.float32)
+    fl = u.flush_subnormals
     with np.errstate(all="ignore"):
-        if u.flush_subnormals:
-            av, bv, cv = _flush(av, False), _flush(bv, False), _flush(cv, False)
-        prods = _f32(av * bv) + np.float32(0)
-        if u.flush_subnormals:
+        if fl:              # inputs flushed below their own format's minimum normal, to +0
+            av, bv, cv = _flush(av, False, 1 - a[5]), _flush(bv, False, 1 - b[5]), _flush(cv, False)
+        prods = _f32(av * bv)
+        exact_zero = ((av == 0) | (bv == 0)) & np.isfinite(av) & np.isfinite(bv)
+        prods = np.where(exact_zero, np.float32(0), prods).astype(np.float32)
+        if fl:
             prods = _flush(prods, True)
 
         def tree(lo, hi):
@@ -272,11 +276,11 @@ def _pairwise_step(u, a, b, c, events):
                 return prods[..., lo]
             m = lo + (hi - lo) // 2
             s = _f32(tree(lo, m) + tree(m, hi))
-            return _flush(s, True) if u.flush_subnormals else s
+            return _flush(s, True) if fl else s
 
         g = tree(0, prods.shape[2])
         out = _f32(cv + g)
-        if u.flush_subnormals:
+        if fl:
             out = _flush(out, True)
     finite_ops = np.isfinite(av).all(axis=2) & np.isfinite(bv).all(axis=2) & np.isfinite(cv)
     events += int(np.count_nonzero(finite_ops & np.isinf(out)))
@@ -286,7 +290,7 @@ def _pairwise_step(u, a, b, c, events):
 
 def _values(t):
     """float32 values of decoded operands (exact: every operand format fits fp32)."""
-    mag, neg, exp, cls, mb = t
+    mag, neg, exp, cls, mb = t[:5]
     v = np.ldexp(mag.astype(np.float64), (exp - mb).astype(np.int32))
     v = np.where(cls == _CLS_ZERO, 0.0, v)
     v = np.where(cls == _CLS_INF, np.inf, v)
