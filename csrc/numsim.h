@@ -14,4 +14,5 @@
 #include "ns_verify.h"
 #include "ns_fmachain.h"
 #include "ns_fpops.h"
+#include "ns_cpurec.h"
 #endif
