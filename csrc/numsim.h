@@ -16,4 +16,5 @@
 #include "ns_fpops.h"
 #include "ns_gemm_batch.h"
 #include "ns_formats_f64.h"
+#include "ns_cpurec.h"
 #endif

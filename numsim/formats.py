@@ -313,9 +313,13 @@ def _build_registry():
         "fp8_e4m3fn": FloatFormat(4, 3, 7, specials="fn"),
         "fp8_e4m3fnuz": FloatFormat(4, 3, 8, specials="fnuz"),
         "fp8_e5m2": FloatFormat(5, 2, 15, specials="ieee"),
+        "fp8_e5m2fnuz": FloatFormat(5, 2, 16, specials="fnuz"),
         "fp16": FloatFormat(5, 10, 15),
         "bf16": FloatFormat(8, 7, 127),
         "fp32": FloatFormat(8, 23, 127),
+        # NVIDIA's TensorFloat-32: fp32's range with fp16's precision, a 19-bit code (sign, 8, 10).
+        # Tensor cores read it from the top 19 bits of an fp32 word (the low 13 ignored: truncation).
+        "tf32": FloatFormat(8, 10, 127),
         # Seed 003's radix-4 FP4 [1,3,0]: fields 1..7 hold 4^-3 .. 4^3, field 0 is zero.
         "fp4r4": FloatFormat(3, 0, 4, radix=4, specials="none"),
         "fp4r4_odd": FloatFormat(3, 0, 4, radix=4, specials="none", phase=1),

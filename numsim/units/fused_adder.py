@@ -16,7 +16,8 @@ from ..formats import FloatFormat, get_format
 from ._c import FUSED_ROUNDING, _arrange_k, decode_operands, initial_acc, operands, set_formats
 from .base import DotResult, GemmResult, Unit, count_nonfinite, dot_as_gemm, threads
 
-_FLOAT_OPERANDS = ("fp16", "bf16", "fp8_e4m3fn", "fp8_e5m2")
+# Operand formats of the NVIDIA tensor-core kinds (f16, tf32, f8f6f4): all exact in the C adder.
+_FLOAT_OPERANDS = ("fp16", "bf16", "tf32", "fp8_e4m3fn", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1")
 
 
 def mod_split_permutation(block, modulus, groups):
@@ -41,6 +42,8 @@ class FusedDotUnit(Unit):
     k_step: int = 16                       # products per fused sum (one hardware step)
     kept_bits: int = 25                    # terms truncated to a multiple of 2^(emax - kept_bits)
     product_exponent: str = "input_sum"    # 'input_sum': ea + eb; 'normalized': floor(log2|a*b|)
+    subnormal_exponent: str = "normalized" # exponent of a subnormal input: its own ('normalized') or
+                                           # the format's minimum normal exponent ('format_min', MMA-Sim)
     term_truncation: str = "toward_zero"   # how terms lose the bits below 2^(emax - kept_bits)
     acc_man_bits: int = 23                 # fraction bits the accumulator keeps (13: the 1-8-13 FP8 one)
     acc_rounding: str = "toward_zero"      # rounding of the fused sum into the accumulator
@@ -62,6 +65,8 @@ class FusedDotUnit(Unit):
             raise bad("kept_bits", "an int in 8..32", self.kept_bits)
         if self.product_exponent not in ("input_sum", "normalized"):
             raise bad("product_exponent", "'input_sum' or 'normalized'", repr(self.product_exponent))
+        if self.subnormal_exponent not in ("normalized", "format_min"):
+            raise bad("subnormal_exponent", "'normalized' or 'format_min'", repr(self.subnormal_exponent))
         if self.term_truncation != "toward_zero":
             raise bad("term_truncation", "'toward_zero'", repr(self.term_truncation))
         if not (isinstance(self.acc_man_bits, int) and 1 <= self.acc_man_bits <= 23):
@@ -175,12 +180,28 @@ def c_unit(unit, scale_a=None, scale_b=None):
     return u
 
 
+def decode_terms(unit, codes, fmt):
+    """(mag, neg, exp, cls) of operand codes as the unit's adder sees them. decode_operands gives
+    every finite value normalized (mag in [2^m, 2^(m+1))); under subnormal_exponent='format_min' a
+    subnormal keeps the format's minimum normal exponent and a mag below 2^m instead (the same value:
+    the bits shifted out are zeros, since a subnormal has at most m significant bits). Only the
+    product's exponent ea + eb, hence the alignment, changes."""
+    mag, neg, exp, cls = decode_operands(codes, fmt)
+    if unit.subnormal_exponent == "format_min":
+        emin = 1 - get_format(fmt).bias            # the minimum normal exponent (radix 2)
+        sub = (cls == 1) & (exp < emin)
+        if sub.any():
+            mag[sub] >>= (emin - exp[sub])
+            exp[sub] = emin
+    return mag, neg, exp, cls
+
+
 def simd_path(unit, a_codes, b_codes, c=None):
     """Which kernel fused_gemm's SIMD choice runs on these operands: 0 scalar, 1 AVX-512 on double
     products, 2 AVX-512 on fp32 products (ns_fused_simd_path)."""
     exps = []
     for codes, fmt in ((a_codes, unit.a_fmt), (b_codes, unit.b_fmt)):
-        _, _, e, cls = decode_operands(codes, fmt)
+        _, _, e, cls = decode_terms(unit, codes, fmt)
         exps.append(e[cls == 1])
     e = np.concatenate(exps)
     lo, hi = (int(e.min()), int(e.max())) if e.size else (1, 0)
@@ -229,10 +250,10 @@ def fused_gemm(unit, p, level) -> GemmResult:
     mp, np_ = _fused_panels(M, N, Kp, a.nbytes + b.nbytes)
     for n0 in range(0, N, np_):
         n1 = min(N, n0 + np_)
-        B = decode_operands(_arranged(unit, b[:, n0:n1].T, Kp), unit.b_fmt)
+        B = decode_terms(unit, _arranged(unit, b[:, n0:n1].T, Kp), unit.b_fmt)
         for m0 in range(0, M, mp):
             m1 = min(M, m0 + mp)
-            A = decode_operands(_arranged(unit, a[m0:m1], Kp), unit.a_fmt)
+            A = decode_terms(unit, _arranged(unit, a[m0:m1], Kp), unit.a_fmt)
             whole = m1 - m0 == M and n1 - n0 == N
             dblk = d if whole else np.empty((m1 - m0, n1 - n0), np.uint32)
             cblk = cc if cc is None or whole else np.ascontiguousarray(cc[m0:m1, n0:n1])
@@ -263,8 +284,8 @@ def fused_step(unit, state, a_codes, b_codes):
         raise bad("a, b", f"equal lengths <= k_step={unit.k_step}", (av.size, bv.size))
     a[:av.size] = av
     b[:bv.size] = bv
-    A = decode_operands(a, unit.a_fmt)
-    B = decode_operands(b, unit.b_fmt)
+    A = decode_terms(unit, a, unit.a_fmt)
+    B = decode_terms(unit, b, unit.b_fmt)
     st = np.uint32(0 if state is None else int(state))
     u = c_unit(unit)
     return int(lib.ns_fused_step(u, cptr("int32_t *", A[0]), cptr("int32_t *", A[1]), cptr("int32_t *", A[2]),

@@ -12,7 +12,7 @@ from .base import Unit
 
 _REGISTRY: dict = {}
 PRESET_MODULES = ("numsim.units.presets_seeds", "numsim.units.presets_h100",
-                  "numsim.units.presets_blackwell_block")
+                  "numsim.units.presets_blackwell_block", "numsim.units.presets_silicon")
 
 # Parameters renamed when the units were given one name per concept (issue 14): old -> new.
 RENAMED = {"fused_n": "k_step", "sum_rounding": "acc_rounding", "overflow": "acc_overflow"}
