@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import bad
 from ._c import initial_acc, operands, set_formats
-from .base import DotResult, GemmResult, Unit, count_nonfinite, dot_as_gemm, threads
+from .base import DotResult, GemmResult, Unit, acc_code, count_nonfinite, dot_as_gemm, threads
 
 _F32_NAN = np.uint32(0x7FC00000)
 
@@ -58,7 +58,7 @@ class PairFmaUnit(Unit):
         a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
         if a.size != b.size or not 1 <= a.size <= 2:
             raise bad("a, b", "one pair (equal lengths 1 or 2)", (a.size, b.size))
-        c = np.array([[0 if state is None else int(state)]], np.uint32)
+        c = np.array([[0 if state is None else acc_code(state, self.acc_fmt, "state")]], np.uint32)
         return int(self.gemm_codes(a.reshape(1, -1), b.reshape(-1, 1), c=c, nthreads=1).codes[0, 0])
 
     def dot(self, a_codes, b_codes, c=None, trace=False, **ctx) -> DotResult:
