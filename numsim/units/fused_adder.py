@@ -14,7 +14,7 @@ from ..codec import check_codes
 from ..errors import NumsimError, bad
 from ..formats import FloatFormat, get_format
 from ._c import FUSED_ROUNDING, _arrange_k, decode_operands, initial_acc, operands, set_formats
-from .base import DotResult, GemmResult, Unit, count_nonfinite, dot_as_gemm, threads
+from .base import DotResult, GemmResult, Unit, acc_code, count_nonfinite, dot_as_gemm, threads
 
 # Operand formats of the NVIDIA tensor-core kinds (f16, tf32, f8f6f4): all exact in the C adder.
 _FLOAT_OPERANDS = ("fp16", "bf16", "tf32", "fp8_e4m3fn", "fp8_e5m2", "fp6_e3m2", "fp6_e2m3", "fp4_e2m1")
@@ -286,7 +286,7 @@ def fused_step(unit, state, a_codes, b_codes):
     b[:bv.size] = bv
     A = decode_terms(unit, a, unit.a_fmt)
     B = decode_terms(unit, b, unit.b_fmt)
-    st = np.uint32(0 if state is None else int(state))
+    st = np.uint32(0 if state is None else acc_code(state, unit.acc_fmt, "state"))
     u = c_unit(unit)
     return int(lib.ns_fused_step(u, cptr("int32_t *", A[0]), cptr("int32_t *", A[1]), cptr("int32_t *", A[2]),
                                  cptr("uint8_t *", A[3]), cptr("int32_t *", B[0]), cptr("int32_t *", B[1]),

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import bad
 from ..formats import get_format
 from ._c import decode_operands, initial_acc, operands, set_formats
-from .base import DotResult, GemmResult, Unit, count_nonfinite, dot_as_gemm, threads
+from .base import DotResult, GemmResult, Unit, acc_code, count_nonfinite, dot_as_gemm, threads
 
 _OPERANDS = ("fp16", "bf16", "tf32", "fp8_e4m3fnuz", "fp8_e5m2fnuz", "fp8_e4m3fn", "fp8_e5m2")
 _CLS_ZERO, _CLS_FINITE, _CLS_INF, _CLS_NAN = 0, 1, 2, 3
@@ -98,7 +98,7 @@ class MatrixCoreUnit(Unit):
         b = np.asarray(b).ravel()
         if a.size != b.size or a.size > self.k_step:
             raise bad("a, b", f"equal lengths <= k_step={self.k_step}", (a.size, b.size))
-        c = np.array([[0 if state is None else int(state)]], np.uint32)
+        c = np.array([[0 if state is None else acc_code(state, self.acc_fmt, "state")]], np.uint32)
         return int(self.gemm_codes(a.reshape(1, -1), b.reshape(-1, 1), c=c, nthreads=1).codes[0, 0])
 
     def dot(self, a_codes, b_codes, c=None, trace=False, **ctx) -> DotResult:

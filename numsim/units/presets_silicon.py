@@ -17,8 +17,12 @@ where the H100 presets (presets_h100.py, recorded) coincide. Uncertain facts are
 `kept_bits`, `subnormal_exponent` (the H100 recordings pass with either value: they do not decide it),
 MatrixCoreUnit's `zero_exponent`, `c_drop_binades`, `flush_subnormals`.
 """
+import dataclasses
+
 from .fused_adder import FusedDotUnit
 from .int_mma import IntMMAUnit
+from .cpu_dot import PairFmaUnit
+from .float_mac import FloatMacUnit
 from .matrix_core import MatrixCoreUnit
 from .registry import preset
 
@@ -121,6 +125,31 @@ AMD_PRESETS = {
 }
 
 
+_X86 = "issue 19: recorded on this project's Intel Xeon (numsim.verify.cpu_recorder)"
+
+CPU_PRESETS = {
+    "x86_vdpbf16ps": (PairFmaUnit, dict(seed_source=_X86,
+                      doc="AVX512-BF16 vdpbf16ps: per fp32 lane, acc + a[odd]*b[odd] then + a[even]*b[even], "
+                          "one RNE rounding each, DAZ inputs, FTZ results [recorded here]")),
+    "x86_vfmadd231ph": (FloatMacUnit, dict(a_fmt="fp16", b_fmt="fp16", acc_fmt="fp16", k_step=1,
+                        order="sequential",
+                        doc="AVX512-FP16 vfmadd231ph chain: acc = RNE_fp16(a*b + acc), subnormals kept "
+                            "[recorded here]")),
+    "x86_vpdpbusd": (IntMMAUnit, dict(a_fmt="uint8", b_fmt="int8", k_step=4, acc_overflow="wrap",
+                     doc="AVX512-VNNI vpdpbusd: u8 x s8 quads summed exactly, added modulo 2^32 [recorded here]")),
+    "x86_vpdpbusds": (IntMMAUnit, dict(a_fmt="uint8", b_fmt="int8", k_step=4, acc_overflow="saturate",
+                      doc="AVX512-VNNI vpdpbusds: as vpdpbusd, the add saturated to int32 [recorded here]")),
+    "x86_tdpbssd": (IntMMAUnit, dict(a_fmt="int8", b_fmt="int8", k_step=64, acc_overflow="wrap",
+                    doc="AMX-INT8 tdpbssd: exact s8 x s8 sums, int32 modulo 2^32 [recorded here]")),
+    "x86_tdpbusd": (IntMMAUnit, dict(a_fmt="uint8", b_fmt="int8", k_step=64, acc_overflow="wrap",
+                    doc="AMX-INT8 tdpbusd (u8 x s8) [recorded here]")),
+    "x86_tdpbsud": (IntMMAUnit, dict(a_fmt="int8", b_fmt="uint8", k_step=64, acc_overflow="wrap",
+                    doc="AMX-INT8 tdpbsud (s8 x u8) [recorded here]")),
+    "x86_tdpbuud": (IntMMAUnit, dict(a_fmt="uint8", b_fmt="uint8", k_step=64, acc_overflow="wrap",
+                    doc="AMX-INT8 tdpbuud (u8 x u8) [recorded here]")),
+}
+
+
 def tf32_codes_from_fp32(bits):
     """tf32 operand codes of fp32 words as a tensor core reads them: the top 19 bits (the low 13
     fraction bits ignored, i.e. truncation toward zero of the significand)."""
@@ -134,5 +163,6 @@ def tf32_codes_from_fp32(bits):
     return b >> 13
 
 
-for _name, (_cls, _params) in {**NVIDIA_PRESETS, **AMD_PRESETS}.items():
-    preset(_cls, _name, _params["doc"], **_params)
+for _name, (_cls, _params) in {**NVIDIA_PRESETS, **AMD_PRESETS, **CPU_PRESETS}.items():
+    _fields = {f.name for f in dataclasses.fields(_cls)}
+    preset(_cls, _name, _params["doc"], **{k: v for k, v in _params.items() if k in _fields})

@@ -23,7 +23,14 @@ def _tile_groups(z, path, fmt_hint=None):
     keys = set(z.files)
     name = os.path.basename(str(path)).lower()
     groups = []
-    if {"A", "B", "C", "D", "family"} <= keys:
+    if {"A", "B", "C", "D", "family", "unit", "a_fmt", "b_fmt"} <= keys:     # a CPU recording (cpu_recorder)
+        unit = str(z["unit"])
+        if not unit:
+            raise bad("recording", "a recording whose instruction has a preset",
+                      f"{path}: no preset models {json_instruction(z)} yet (docs/hardware.md)")
+        groups.append(dict(label="tiles", A=z["A"], B=z["B"], C=z["C"], D=z["D"], family=z["family"],
+                           fmt=str(z["a_fmt"]), b_fmt=str(z["b_fmt"]), variant=None, unit=unit))
+    elif {"A", "B", "C", "D", "family"} <= keys:
         A = z["A"]
         if A.dtype == np.uint8:
             fmt, unit = "fp8_e4m3fn", "h100_mma_e4m3"
@@ -72,6 +79,15 @@ def _tile_groups(z, path, fmt_hint=None):
     return groups
 
 
+def json_instruction(z):
+    import json
+
+    try:
+        return json.loads(str(z["meta_json"])).get("instruction", "this instruction")
+    except (KeyError, ValueError):
+        return "this instruction"
+
+
 def _operand_codes(x, fmt):
     if fmt == "int8":
         return x.astype(np.int8).view(np.uint8)
@@ -83,12 +99,14 @@ def _operand_codes(x, fmt):
 
 
 def _same_bits(got, want, is_float):
+    half = np.asarray(want).dtype.itemsize == 2          # fp16 outputs (vfmadd231ph recordings)
     got = np.asarray(got, np.uint32)
     want = np.asarray(want).view(np.uint32) if np.asarray(want).dtype.itemsize == 4 else np.asarray(want, np.uint32)
     eq = got == want
     if is_float:
-        nan_g = ((got & 0x7F800000) == 0x7F800000) & ((got & 0x7FFFFF) != 0)
-        nan_w = ((want & 0x7F800000) == 0x7F800000) & ((want & 0x7FFFFF) != 0)
+        ex, man = (0x7C00, 0x3FF) if half else (0x7F800000, 0x7FFFFF)
+        nan_g = ((got & ex) == ex) & ((got & man) != 0)
+        nan_w = ((want & ex) == ex) & ((want & man) != 0)
         eq |= nan_g & nan_w
     return eq
 
@@ -145,7 +163,7 @@ def replay_recording(path, unit=None, max_tiles_per_family=None):
         if chosen is not None:
             if u.a_fmt.name != g["fmt"]:
                 continue
-            if isinstance(u, IntMMAUnit) and u.acc_overflow != g["variant"]:
+            if isinstance(u, IntMMAUnit) and g["variant"] is not None and u.acc_overflow != g["variant"]:
                 continue
         A, B, C, D, fam = g["A"], g["B"], g["C"], g["D"], g["family"]
         T = A.shape[0]
@@ -154,13 +172,16 @@ def replay_recording(path, unit=None, max_tiles_per_family=None):
             tiles = np.concatenate([np.nonzero(fam == f)[0][:max_tiles_per_family] for f in np.unique(fam)])
             tiles.sort()
         out = np.zeros(D.shape, np.uint32)
-        is_float = isinstance(u, FusedDotUnit)
+        is_float = not isinstance(u, IntMMAUnit)
         for t in tiles:
             c = None
             if C is not None:
-                c = C[t].view(np.uint32) if is_float else C[t].astype(np.int32).view(np.uint32)
-            out[t] = u.gemm_codes(_operand_codes(A[t], g["fmt"]), _operand_codes(B[t], g["fmt"]), c=c,
-                                  nthreads=1).codes
+                if not is_float:
+                    c = C[t].astype(np.int32).view(np.uint32)
+                else:       # accumulator codes: fp32 bits, or fp16 bits in a uint16 array
+                    c = C[t] if C.dtype == np.uint16 else C[t].view(np.uint32)
+            out[t] = u.gemm_codes(_operand_codes(A[t], g["fmt"]), _operand_codes(B[t], g.get("b_fmt", g["fmt"])),
+                                  c=c, nthreads=1).codes
         ok = _same_bits(out[tiles], D[tiles], is_float)
         for f in np.unique(fam[tiles]):
             sel = fam[tiles] == f
