@@ -276,6 +276,7 @@ def fused_gemm(unit, p, level) -> GemmResult:
 def fused_step(unit, state, a_codes, b_codes):
     """One fused step through the C kernel: state (fp32 code of the inner accumulator) + the
     products of a_codes and b_codes (at most k_step; zero-padded) -> the new fp32 code."""
+    st = 0 if state is None else acc_code(state, unit.acc_fmt, "state")      # checked before any C call
     a = np.zeros(unit.k_step, get_format(unit.a_fmt).dtype)
     b = np.zeros(unit.k_step, get_format(unit.b_fmt).dtype)
     av = check_codes(np.asarray(a_codes).ravel(), unit.a_fmt, "a")
@@ -286,7 +287,7 @@ def fused_step(unit, state, a_codes, b_codes):
     b[:bv.size] = bv
     A = decode_terms(unit, a, unit.a_fmt)
     B = decode_terms(unit, b, unit.b_fmt)
-    st = np.uint32(0 if state is None else acc_code(state, unit.acc_fmt, "state"))
+    st = np.uint32(st)
     u = c_unit(unit)
     return int(lib.ns_fused_step(u, cptr("int32_t *", A[0]), cptr("int32_t *", A[1]), cptr("int32_t *", A[2]),
                                  cptr("uint8_t *", A[3]), cptr("int32_t *", B[0]), cptr("int32_t *", B[1]),
