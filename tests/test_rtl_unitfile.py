@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+import numsim
+
 from numsim.cli import main as cli
 from numsim.errors import NumsimError
 from numsim.rtl import read, replay
@@ -73,7 +75,9 @@ def test_vectors_needs_exactly_one_unit(tmp_path, capsys):
 
 
 def _run(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # the numsim under test (installed, or built in place), not the checkout's unbuilt source tree
+    home = os.path.dirname(os.path.dirname(os.path.abspath(numsim.__file__)))
+    env = dict(os.environ, PYTHONPATH=home + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, RUN, *args], capture_output=True, text=True, env=env, timeout=300)
 
 

