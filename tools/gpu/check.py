@@ -212,14 +212,16 @@ def main():
     bits = suite(dev, tiny, rng, deadline - (180 if not tiny else 0))
     reps = replay(dev, tiny, args.data)
     brows, ref = bench(dev, tiny, rng, deadline)
-    failed = any(r[2] for r in bits) or any(r[2] != r[3] for r in reps) or any(r[4] not in ("ok",) and
+    # a row that compared nothing (0/0) proves nothing: it fails the check rather than passing it
+    failed = any(r[2] or not r[3] for r in bits) or any(r[2] != r[3] or not r[3] for r in reps) or any(r[4] not in ("ok",) and
                                                                                  not r[4].startswith("skipped") for r in brows)
     print()
     print(f"== numsim.gpu check ({'tiny, interpreter: timings mean nothing' if not CUDA else 'tiny' if tiny else 'full'}; "
           f"{time.time() - start:.0f} s) ==")
     print(f"{'unit':24s} {'kernel':34s} {'bits':>14s}")
     for name, k, bad, total in bits:
-        print(f"{name:24s} {k:34s} {('%d/%d ok' % (total - bad, total)) if not bad else '%d DIFFER' % bad:>14s}")
+        verdict = ('%d DIFFER' % bad if bad else 'NOTHING COMPARED' if not total else '%d/%d ok' % (total - bad, total))
+        print(f"{name:24s} {k:34s} {verdict:>16s}")
     for label, name, ok, total, on_gpu, n in reps:
         print(f"{'H100 ' + label:34s} {name:18s} {ok:>7d}/{total:<7d} ({on_gpu}/{n} tiles on GPU)")
     if ref:
