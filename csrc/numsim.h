@@ -17,4 +17,5 @@
 #include "ns_gemm_batch.h"
 #include "ns_formats_f64.h"
 #include "ns_cpurec.h"
+#include "ns_mfma.h"
 #endif

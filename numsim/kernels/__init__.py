@@ -39,7 +39,7 @@ _LEVEL_FEATURES = {
 _MODULES = ("numsim.kernels.mac_level", "numsim.kernels.float_exact", "numsim.kernels.float_fma",
             "numsim.kernels.int_imatmul", "numsim.kernels.int_lanes",
             "numsim.kernels.fused_adder",
-            "numsim.kernels.block_dot")
+            "numsim.kernels.block_dot", "numsim.kernels.matrix_core_c")
 
 
 @dataclass(frozen=True)

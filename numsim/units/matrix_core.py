@@ -86,7 +86,7 @@ class MatrixCoreUnit(Unit):
                 f"{self.sum_frac_bits} and c to {self.c_frac_bits} bits at their common exponent, "
                 f"added and rounded to nearest even fp32")
 
-    kernels = ("matrix_core.mac_level",)
+    kernels = ("matrix_core.c_lanes", "matrix_core.mac_level")
 
     # ---- the unit protocol -------------------------------------------------------------------
 
@@ -122,15 +122,9 @@ class MatrixCoreUnit(Unit):
 
     def mac_level_gemm(self, p) -> GemmResult:
         """Every group of every output in k order (exact integers in int64 lanes, rows in chunks)."""
-        M, K = p.a.shape
-        N = p.b.shape[1]
+        M, N = p.a.shape[0], p.b.shape[1]
+        A, B, c, Kp = prepared(self, p)
         G = self.k_step
-        Kp = -(-K // G) * G if K else 0
-        # Zero padding to whole groups: a zero product is never the group's largest exponent unless
-        # the whole group is zero, which then adds exactly 0 (E = max(e, ec) keeps c's exponent).
-        A = _terms(self, np.pad(p.a, ((0, 0), (0, Kp - K))), self.a_fmt)
-        B = _terms(self, np.pad(p.b.T, ((0, 0), (0, Kp - K))), self.b_fmt)
-        c = np.zeros((M, N), np.uint32) if p.c is None else np.array(p.c, np.uint32)
         events = np.zeros((), np.int64)
         rows = max(1, (1 << 21) // max(1, N * G))
         for r0 in range(0, M, rows):
@@ -142,6 +136,20 @@ class MatrixCoreUnit(Unit):
                 c[r0:r1] = step(self, a, b, c[r0:r1], events)
         res = GemmResult(codes=c, values=c.view(np.float32).astype(np.float64), overflow_count=int(events))
         return count_nonfinite(res, "fp32")
+
+
+def prepared(unit, p):
+    """The problem's operands as the datapath reads them: A (M, Kp) and B^T (N, Kp) decoded by _terms,
+    Kp = K rounded up to whole groups (zero padding: a zero product is never the group's largest
+    exponent unless the whole group is zero, which then adds exactly 0), and c (M, N) fp32 codes."""
+    M, K = p.a.shape
+    N = p.b.shape[1]
+    G = unit.k_step
+    Kp = -(-K // G) * G if K else 0
+    A = _terms(unit, np.pad(p.a, ((0, 0), (0, Kp - K))), unit.a_fmt)
+    B = _terms(unit, np.pad(p.b.T, ((0, 0), (0, Kp - K))), unit.b_fmt)
+    c = np.zeros((M, N), np.uint32) if p.c is None else np.array(p.c, np.uint32)
+    return A, B, c, Kp
 
 
 # ---- operands ------------------------------------------------------------------------------------
