@@ -3,6 +3,7 @@ kernel equals the exact reference (numsim.reference.block_dot) and the numpy ker
 on every preset and variants, with edge codes, specials and wide scales; bad inputs name the argument."""
 import dataclasses
 import pathlib
+import zlib
 
 import numpy as np
 import pytest
@@ -150,7 +151,7 @@ def test_mac_level_equals_reference_and_numpy_equals_mac_level(name, kw):
     u = numsim.get_unit(name, **kw)
     if numsim.get_format(u.acc_fmt).name != "fp32":
         conv = None
-    rng = np.random.default_rng(abs(hash((name, tuple(sorted(kw.items()))))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((name, tuple(sorted(kw.items())))).encode()))
     params = _params(u)
     for (M, K, N, special) in [(3, 64, 4, False), (2, 70, 3, True), (4, 128, 2, True), (1, 5, 1, False)]:
         a, b, sa, sb, c = _problem(rng, u, M, K, N, special)
