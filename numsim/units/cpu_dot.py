@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..codec import decode, encode
 from ..errors import bad
 from ._c import initial_acc, operands, set_formats
 from .base import DotResult, GemmResult, Unit, acc_code, count_nonfinite, dot_as_gemm, threads
@@ -117,11 +118,13 @@ def _add_rne_fp32(c, p):
     TwoSum gives s + e = c + p exactly (no overflow: |c| < 2^128, |p| < 2^256); when e != 0, s is
     moved one float64 ulp toward e, which lands on the same side of every fp32 rounding boundary as the
     exact sum (boundaries are 2^29 float64 ulps apart and s is within half an ulp of the sum), so the
-    one float64 -> float32 conversion (IEEE RNE, subnormals, overflow to inf) rounds as the exact sum
-    would. Infinities and NaN follow float arithmetic."""
+    one rounding of it into fp32 (codec.encode: RNE, subnormals, overflow to inf) rounds as the exact
+    sum would. Infinities and NaN follow float arithmetic."""
     s = c + p
     bb = s - c
     e = (c - (s - bb)) + (p - bb)
     e = np.where(np.isfinite(s), e, 0.0)
     s = np.where(e != 0, np.nextafter(s, np.where(e > 0, np.inf, -np.inf)), s)
-    return s.astype(np.float32).astype(np.float64)
+    finite = np.isfinite(s)
+    rounded = decode(encode(np.where(finite, s, 0.0), "fp32"), "fp32")     # numsim's one RNE rounding
+    return np.where(finite, rounded, s)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..codec import encode
 from ..errors import bad
 from ..formats import get_format
 from ._c import decode_operands, initial_acc, operands, set_formats
@@ -231,11 +232,10 @@ def _fused_floor_step(u, a, b, c, events):
     if u.c_drop_binades is not None:
         cs = np.where(ec < E - u.c_drop_binades, 0, cs)
     total = s + _shift(cs, u.sum_frac_bits - u.c_frac_bits)
-    # |total| < 2^(sum_frac_bits + 10) < 2^53 and E - sum_frac_bits >= -300: the float64 is exact;
-    # its conversion to float32 is IEEE round-to-nearest-even (subnormals, overflow to inf).
+    # |total| < 2^(sum_frac_bits + 10) < 2^53 and E - sum_frac_bits >= -300: the float64 is exact, and
+    # numsim's one rounding (codec.encode: nearest even into fp32, subnormals, overflow to inf) rounds it.
     exact = np.ldexp(total.astype(np.float64), (E - u.sum_frac_bits).astype(np.int32))
-    with np.errstate(over="ignore"):
-        out = exact.astype(np.float32)
+    out_bits = encode(exact, "fp32")
     # A product >= 2^128 (bf16) is +-inf by itself.
     pmag_log2 = np.frexp((a[0] * b[0]).astype(np.float64))[1] - 1 + a[2] + b[2] - (a[4] + b[4])
     big = (a[3] == _CLS_FINITE) & (b[3] == _CLS_FINITE) & (pmag_log2 >= 128)
@@ -243,8 +243,8 @@ def _fused_floor_step(u, a, b, c, events):
     p_pinf, p_ninf = (big & ~neg_t).any(axis=2), (big & neg_t).any(axis=2)
     nan, pinf, ninf = _specials(a, b, c_nan, c_inf, c_sign)
     finite_in = ~(nan | pinf | ninf)
-    events += int(np.count_nonzero(finite_in & (np.isinf(out) | p_pinf | p_ninf)))
-    bits = out.view(np.uint32)
+    events += int(np.count_nonzero(finite_in & ((((out_bits >> 23) & 0xFF) == 0xFF) | p_pinf | p_ninf)))
+    bits = out_bits
     bits = np.where(p_pinf, np.uint32(0x7F800000), np.where(p_ninf, np.uint32(0xFF800000), bits))
     bits = np.where(p_pinf & p_ninf, _F32_NAN, bits)
     bits = np.where(pinf, np.uint32(0x7F800000), np.where(ninf, np.uint32(0xFF800000), bits))
